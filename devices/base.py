@@ -1,0 +1,192 @@
+"""What every device shares: identity, its own sequence numbers, heartbeats, faults and outages.
+
+A device never knows where its events go: it is handed an ``emit`` callable. It never knows the truth
+either, except for the :class:`Cause` tags the world hands it with a stimulus, onto which it writes the
+ids of the events that stimulus caused (that is how ``truth.jsonl`` links incidents to events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import numpy as np
+import simpy
+from pydantic import BaseModel, ConfigDict, Field
+
+from devices.events import DeviceEvent, DeviceFault, EventBase, Heartbeat, event_id
+
+__all__ = ["Cause", "Clock", "Device", "Emit", "HealthParams", "Outage", "OutageSink"]
+
+Emit = Callable[[DeviceEvent], None]
+
+
+class Clock:
+    """Maps simulated seconds to wall-clock datetimes of the scenario (never the real clock)."""
+
+    __slots__ = ("start",)
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("Clock start must be timezone-aware")
+        self.start = start
+
+    def at(self, sim_seconds: float) -> datetime:
+        return self.start + timedelta(seconds=sim_seconds)
+
+    def hour_of_day(self, sim_seconds: float) -> float:
+        t = self.at(sim_seconds)
+        return t.hour + t.minute / 60.0 + t.second / 3600.0
+
+
+@dataclass(slots=True)
+class Cause:
+    """A truth record's handle: devices append the ids of the events the stimulus caused."""
+
+    id: str
+    event_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A period a device could not detect: the truth side of a fault or of going silent."""
+
+    device_id: str
+    mode: str  # "fault": reports a fault code, keeps heartbeating; "silent": nothing at all
+    code: str
+    start_s: float
+    end_s: float
+    event_ids: tuple[str, ...]
+
+
+OutageSink = Callable[[Outage, "Device"], None]
+
+
+class HealthParams(BaseModel):
+    """Heartbeat and failure behaviour shared by all kinds (synthetic defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    heartbeat_seconds: float = Field(900.0, ge=10.0)
+    mean_days_between_outages: float = Field(30.0, ge=0.0)  # 0 switches outages off
+    mean_outage_hours: float = Field(6.0, gt=0.0)
+    silent_share: float = Field(0.5, ge=0.0, le=1.0)
+    fault_codes: tuple[str, ...] = Field(
+        ("lens_blocked", "power_unstable", "storage_error"), min_length=1
+    )
+
+
+class Device:
+    """Base of the three kinds. Subclasses add the detection state machine."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        device_id: str,
+        *,
+        estate: str,
+        building: str,
+        floor: int | None,
+        clock: Clock,
+        rng: np.random.Generator,
+        health_rng: np.random.Generator,
+        health: HealthParams,
+        emit: Emit,
+        on_outage: OutageSink | None = None,
+    ) -> None:
+        self.env = env
+        self.device_id = device_id
+        self.estate = estate
+        self.building = building
+        self.floor = floor
+        self.clock = clock
+        self.rng = rng
+        self.health_rng = health_rng
+        self.health = health
+        self._emit_to = emit
+        self._on_outage = on_outage
+        self.seq = 0
+        self.installed = False
+        self.fault_code: str | None = None  # set while faulted: heartbeats go on, detection stops
+        self.silent = False  # set while silent: nothing at all comes out
+        self.open_outage: tuple[str, str, float, tuple[str, ...]] | None = None
+
+    # -- availability -------------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """Can the device detect right now?"""
+        return self.installed and self.fault_code is None and not self.silent
+
+    # -- emitting -----------------------------------------------------------------------------
+
+    def emit(self, cls: type[EventBase], cause: Cause | None = None, **fields: Any) -> str | None:
+        """Build, stamp and send one event; returns its id (``None`` while silent)."""
+        if self.silent:
+            return None
+        now = self.env.now
+        eid = event_id(self.device_id, self.seq)
+        event = cls(
+            event_id=eid,
+            device_id=self.device_id,
+            device_kind=self.kind,
+            estate=self.estate,
+            building=self.building,
+            floor=self.floor,
+            time=self.clock.at(round(now, 3)),
+            sim_seconds=round(now, 3),
+            seq=self.seq,
+            **fields,
+        )
+        self.seq += 1
+        self._emit_to(event)  # type: ignore[arg-type]
+        if cause is not None:
+            cause.event_ids.append(eid)
+        return eid
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Switch on: first heartbeat now, then periodic ones, and the failure process."""
+        self.installed = True
+        self.emit(Heartbeat)
+        self.env.process(self._heartbeats())
+        if self.health.mean_days_between_outages > 0:
+            self.env.process(self._outages())
+
+    def _heartbeats(self) -> Generator[simpy.Event, Any, None]:
+        interval = self.health.heartbeat_seconds
+        yield self.env.timeout(float(self.health_rng.uniform(0.0, interval)))
+        while True:
+            self.emit(Heartbeat)  # a faulted device still heartbeats; a silent one emits nothing
+            yield self.env.timeout(interval)
+
+    def _outages(self) -> Generator[simpy.Event, Any, None]:
+        h = self.health
+        rng = self.health_rng
+        while True:
+            yield self.env.timeout(float(rng.exponential(h.mean_days_between_outages * 86400.0)))
+            duration = float(rng.lognormal(np.log(h.mean_outage_hours * 3600.0) - 0.5, 1.0))
+            start = self.env.now
+            ids: tuple[str, ...] = ()
+            if rng.random() < h.silent_share:
+                mode, code = "silent", "offline"
+                self.silent = True
+            else:
+                mode = "fault"
+                code = h.fault_codes[int(rng.integers(len(h.fault_codes)))]
+                eid = self.emit(DeviceFault, code=code)
+                ids = (eid,) if eid is not None else ()
+                self.fault_code = code
+            self.open_outage = (mode, code, start, ids)
+            yield self.env.timeout(duration)
+            self.silent = False
+            self.fault_code = None
+            self.open_outage = None
+            self.emit(Heartbeat)  # recovery announces itself at once
+            if self._on_outage is not None:
+                self._on_outage(Outage(self.device_id, mode, code, start, self.env.now, ids), self)

@@ -1,0 +1,125 @@
+"""Property companies: staff (a SimPy resource) who answer device alarms from the vendor console.
+
+A company's latent ``diligence`` sets how fast it responds (minutes for a diligent one, hours and
+only in working hours for a lax one) and how thorough a visit is. Visits are what make households
+learn: a staff visit, and for a repeat thrower a joint visit with the community police. Every visit
+is a ``response`` record in the truth ledger, with whether it reached the right household or
+really removed the clutter (rankings later score true resolution from it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from devices.events import DeviceEvent, FallingObject
+from sim.behaviour import remove_clutter
+from sim.calendar import DAY
+from sim.scenario import Company, Staffing
+from sim.world import Household, World
+
+__all__ = ["PropertyCompany"]
+
+
+class PropertyCompany:
+    def __init__(self, world: World, company: Company, staffing: Staffing) -> None:
+        self.world = world
+        self.company = company
+        self.staffing = staffing
+        self.staff = simpy.Resource(world.env, capacity=company.staff)
+        self.rng = world.streams.get("company", company.id)
+        d = company.diligence
+        self.median_response_s = 60.0 * (
+            staffing.fast_response_minutes
+            + (1.0 - d) * (staffing.slow_response_minutes - staffing.fast_response_minutes)
+        )
+        self.thoroughness = 0.5 + 0.5 * d
+        self.night_duty = d >= 0.7
+
+    def on_alarm(self, event: DeviceEvent) -> None:
+        if isinstance(event, FallingObject) and event.confidence < 0.6:
+            return  # the console shows it; nobody goes out for a low-confidence track
+        self.world.env.process(self._job(event))
+
+    def _delay(self) -> float:
+        delay = float(self.rng.lognormal(np.log(self.median_response_s), 0.6))
+        if self.night_duty:
+            return delay
+        env = self.world.env
+        t = env.now + delay
+        lo, hi = self.staffing.working_hours
+        hour = (t % DAY) / 3600.0
+        if hour < lo:
+            t = (t // DAY) * DAY + lo * 3600.0
+        elif hour >= hi:
+            t = (t // DAY + 1) * DAY + lo * 3600.0
+        return t - env.now
+
+    def _job(self, event: DeviceEvent) -> Generator[simpy.Event, Any, None]:
+        env = self.world.env
+        requested = env.now
+        yield env.timeout(self._delay())
+        with self.staff.request() as req:
+            yield req
+            arrived = env.now
+            yield env.timeout(
+                self.staffing.visit_minutes * 60.0 * float(self.rng.uniform(0.6, 1.4))
+            )
+            action, target, effective = self._act(event)
+        rec = self.world.truth.open(
+            "response",
+            action,
+            requested,
+            event.estate,
+            {"building": event.building, "household": target.id if target else None},
+            company=self.company.id,
+            trigger_event=event.event_id,
+            arrived_s=round(arrived, 3),
+            effective=effective,
+        )
+        rec.end_s = env.now
+
+    def _act(self, event: DeviceEvent) -> tuple[str, Household | None, bool]:
+        """Do the visit's work now; returns (action, household visited, whether it helped)."""
+        w = self.world
+        beh = w.scenario.behaviour
+        thorough = self.rng.random() < self.thoroughness
+        if isinstance(event, FallingObject):
+            b = w.estates[event.estate].buildings[event.building]
+            hh = b.households.get((event.estimated_floor, event.estimated_column))
+            if hh is None:
+                return "visit_thrower", None, False
+            return self._persuade(hh, "throw", thorough and hh.throw_rate > 0)
+        if event.type == "door_open_too_long":
+            hh = w.holders.get(event.device_id)
+            if hh is None or not thorough:
+                return "check_elevator", hh, False
+            action, _, _ = self._persuade(hh, "ebike", True)
+            return action, hh, True
+        # clutter_detected: clear the corridor the sensor watches
+        estate, bid, unit, floor = w.device_places[event.device_id]
+        items = list(w.clutter.get((estate, bid, unit, floor), ()))
+        if not items or not thorough:
+            return "clear_clutter", None, False
+        for item in items:
+            remove_clutter(w, item, "staff")
+            item.household.clutter_rate *= 1.0 - beh.learn_staff * w.lesson(item.household)
+        return "clear_clutter", items[0].household, True
+
+    def _persuade(self, hh: Household, hazard: str, works: bool) -> tuple[str, Household, bool]:
+        w = self.world
+        beh = w.scenario.behaviour
+        before = hh.visits.get(hazard, 0)
+        hh.visits[hazard] = before + 1
+        joint = before >= 1  # denied or repeated: the residents' committee and police come too
+        action = "joint_visit" if joint else "staff_visit"
+        if works:
+            cut = (beh.learn_police if joint else beh.learn_staff) * w.lesson(hh)
+            if hazard == "throw":
+                hh.throw_rate *= 1.0 - cut
+            else:
+                hh.propensity *= 1.0 - cut
+        return action, hh, works

@@ -1,0 +1,209 @@
+"""Run a scenario: build the world, simulate day by day, write the run folder.
+
+The run folder is assembled in a hidden sibling directory and renamed into place at the end, so a
+failed or interrupted run never leaves a half-written folder behind, and an existing folder is only
+replaced when it is a previous pmsim run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+import simpy
+import simpy.rt
+import yaml
+
+from devices.base import Clock
+from devices.events import DeviceEvent
+from sim.behaviour import start_households
+from sim.calendar import DAY, start_datetime
+from sim.errors import BadInput
+from sim.property import PropertyCompany
+from sim.scenario import Scenario
+from sim.streams import Streams
+from sim.transport import InProcessTransport, Transport
+from sim.truth import TruthLedger
+from sim.world import World
+
+__all__ = ["RunResult", "Simulation", "prepare_out_dir", "run_to_folder", "versions"]
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("pmsim", "simpy", "numpy", "pydantic", "paho-mqtt"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "unknown"
+    return out
+
+
+class Simulation:
+    """One simulated world over ``days`` days, publishing into ``transport``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        transport: Transport,
+        *,
+        days: int,
+        seed: int,
+        speed: float | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.days = days
+        self.seed = seed
+        self.env: simpy.Environment = (
+            simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
+            if speed
+            else simpy.Environment()
+        )
+        self.clock = Clock(start_datetime(scenario.start))
+        self.truth = TruthLedger()
+        self.streams = Streams(seed)
+        self.world = World(
+            scenario, self.env, self.streams, self.clock, transport, self.truth, days
+        )
+        for company in scenario.companies:
+            self.world.companies[company.id] = PropertyCompany(
+                self.world, company, scenario.staffing
+            )
+        start_households(self.world, days)
+        self.world.schedule_installs()
+
+    def run(self, on_day: Callable[[int], None] | None = None) -> None:
+        for day in range(self.days):
+            self.env.run(until=(day + 1) * DAY)
+            if on_day is not None:
+                on_day(day + 1)
+        self.world.finish()
+
+
+class EventLog:
+    """Subscriber that writes ``events.jsonl`` and counts events by device kind and type."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self.fh = fh
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, topic: str, event: DeviceEvent) -> None:
+        self.fh.write(event.model_dump_json())
+        self.fh.write("\n")
+        self.counts[(event.device_kind, event.type)] += 1
+
+
+@dataclass
+class RunResult:
+    out: Path
+    scenario: Scenario
+    days: int
+    seed: int
+    events: int
+    event_counts: dict[str, dict[str, int]]
+    truth_counts: dict[str, Any]
+    wall_seconds: float
+    devices: int
+    households: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Refuse to overwrite a folder that is not a previous pmsim run."""
+    if out.exists():
+        if not out.is_dir():
+            raise BadInput(f"{out}: --out exists and is not a folder")
+        if any(out.iterdir()) and not (out / "run.json").exists():
+            raise BadInput(
+                f"{out}: --out is a non-empty folder that is not a pmsim run; not overwriting"
+            )
+
+
+def run_to_folder(
+    scenario: Scenario,
+    out: Path,
+    *,
+    days: int,
+    seed: int,
+    speed: float | None = None,
+    on_day: Callable[[int], None] | None = None,
+) -> RunResult:
+    prepare_out_dir(out)
+    resolved = scenario.model_copy(update={"days": days, "seed": seed})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        started = time.perf_counter()
+        transport = InProcessTransport()
+        with open(tmp / "events.jsonl", "w", encoding="utf-8", newline="\n") as fh:
+            log = EventLog(fh)
+            transport.subscribe(log)
+            sim = Simulation(resolved, transport, days=days, seed=seed, speed=speed)
+            sim.run(on_day)
+        wall = time.perf_counter() - started
+        with open(tmp / "truth.jsonl", "w", encoding="utf-8", newline="\n") as fh:
+            sim.truth.write(fh, sim.clock)
+        (tmp / "scenario.resolved.yaml").write_text(
+            yaml.safe_dump(resolved.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
+            encoding="utf-8",
+        )
+        by_kind: dict[str, dict[str, int]] = {}
+        for (kind, type_), n in sorted(log.counts.items()):
+            by_kind.setdefault(kind, {})[type_] = n
+        result = RunResult(
+            out=out,
+            scenario=resolved,
+            days=days,
+            seed=seed,
+            events=sum(log.counts.values()),
+            event_counts=by_kind,
+            truth_counts=sim.truth.counts(),
+            wall_seconds=wall,
+            devices=sum(len(e.devices) for e in sim.world.estates.values()),
+            households=sum(len(e.households) for e in sim.world.estates.values()),
+        )
+        run_json = {
+            "versions": versions(),
+            "scenario": resolved.name,
+            "start": resolved.start.isoformat(),
+            "days": days,
+            "seed": seed,
+            "broker": "none",
+            "counts": {
+                "events": result.events,
+                "events_by_kind": by_kind,
+                "devices": result.devices,
+                "households": result.households,
+                **result.truth_counts,
+            },
+            "timings": {
+                "wall_seconds": round(wall, 3),
+                "events_per_second": round(result.events_per_second, 1),
+            },
+        }
+        (tmp / "run.json").write_text(
+            json.dumps(run_json, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result

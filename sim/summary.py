@@ -1,0 +1,63 @@
+"""The table printed at the end of a run: events by kind, incidents, false triggers, misses."""
+
+from __future__ import annotations
+
+from sim.runner import RunResult
+
+__all__ = ["format_summary", "table"]
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    """A plain text table, numbers right-aligned; wide (CJK) characters count double."""
+
+    def width(s: str) -> int:
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([width(h)] + [width(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(vals: list[str], numeric: list[bool]) -> str:
+        out = []
+        for v, w, num in zip(vals, widths, numeric, strict=True):
+            pad = " " * (w - width(v))
+            out.append(pad + v if num else v + pad)
+        return "  ".join(out).rstrip()
+
+    numeric = [
+        all(r[i].replace(".", "", 1).isdigit() for r in cells) and bool(cells)
+        for i in range(len(headers))
+    ]
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers, numeric), sep, *(line(r, numeric) for r in cells)])
+
+
+def format_summary(r: RunResult) -> str:
+    sc = r.scenario
+    parts = [
+        f"pmsim run: {sc.name} ({sc.title or sc.name}), {r.days} days from {sc.start}, seed {r.seed}",
+        f"{r.households} households, {r.devices} devices, {r.events} events "
+        f"in {r.wall_seconds:.1f} s ({r.events_per_second:,.0f} events/s)",
+        "",
+    ]
+    rows: list[list[object]] = []
+    for kind, types in r.event_counts.items():
+        for type_, n in types.items():
+            rows.append([kind, type_, n])
+    parts += ["Events", table(["device kind", "event", "count"], rows), ""]
+    tc = r.truth_counts
+    rows = []
+    for type_, n in tc["incidents"].items():
+        det = tc["detected"].get(type_, 0)
+        miss = tc["missed_covered"].get(type_, 0)
+        rows.append([type_, n, det, miss, n - det - miss])
+    parts += [
+        "Incidents (truth)",
+        table(["incident", "total", "detected", "missed", "no device"], rows),
+        "",
+    ]
+    rows = [[k.split(":")[0], k.split(":")[1], n] for k, n in tc["false_triggers"].items()]
+    parts += ["False triggers (truth)", table(["event", "cause", "count"], rows), ""]
+    rows = [[k, n] for k, n in tc["responses"].items()]
+    parts += ["Staff responses (truth)", table(["action", "count"], rows), ""]
+    parts.append(f"Run folder: {r.out}")
+    return "\n".join(parts)
