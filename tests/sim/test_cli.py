@@ -1,0 +1,112 @@
+"""The command line, called in-process: what a user types and sees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sim.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "seeds" / "tiny.yaml"
+
+
+def test_run_writes_the_run_folder_and_prints_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["run", str(TINY), "--days", "2", "--seed", "3", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["events.jsonl", "run.json", "scenario.resolved.yaml", "truth.jsonl"]
+    text = capsys.readouterr().out
+    for heading in ("Events", "Incidents (truth)", "False triggers (truth)", "heartbeat"):
+        assert heading in text
+    run = json.loads((out / "run.json").read_text())
+    assert run["seed"] == 3 and run["days"] == 2 and run["broker"] == "none"
+    assert run["counts"]["events"] == sum(1 for _ in (out / "events.jsonl").open())
+    assert {"python", "pmsim", "simpy", "numpy", "pydantic"} <= set(run["versions"])
+    assert run["timings"]["wall_seconds"] > 0
+    resolved = (out / "scenario.resolved.yaml").read_text(encoding="utf-8")
+    assert "days: 2" in resolved and "seed: 3" in resolved and "示范小区" in resolved
+    assert not list(tmp_path.glob(".run.partial-*"))
+
+
+def test_python_dash_m_sim_is_pmsim() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim", "validate", str(TINY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"ok {TINY}")
+
+
+def test_bad_scenario_exits_2_with_one_line_and_no_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text(encoding="utf-8").replace("floors: 18", "floors: many"))
+    out = tmp_path / "run"
+    assert main(["run", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{bad}:" in err and "buildings[0].floors" in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_validate_reports_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstart: 2026-03-02\ndays: 1\ncompanies: []\ngrids: []\n")
+    assert main(["validate", str(TINY), str(bad)]) == 2
+    cap = capsys.readouterr()
+    assert f"ok {TINY}" in cap.out
+    assert f"{bad}:4: companies:" in cap.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", str(TINY), "--broker", "mqtt://127.0.0.1:1883"],
+        ["run", str(TINY), "--days", "0"],
+        ["run", str(TINY), "--seed", "-1"],
+        ["run", str(TINY), "--days", "many"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pmsim: error:") and err.count("\n") == 1
+
+
+def test_run_refuses_to_overwrite_a_folder_that_is_not_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.txt").write_text("do not delete")
+    assert main(["run", str(TINY), "--days", "1", "--out", str(precious)]) == 2
+    assert (precious / "chapter1.txt").read_text() == "do not delete"
+    assert "not a pmsim run" in capsys.readouterr().err
+
+
+def test_rerun_replaces_a_previous_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["run", str(TINY), "--days", "1", "--out", str(out), "--no-progress"]) == 0
+    first = (out / "events.jsonl").read_bytes()
+    assert main(["run", str(TINY), "--days", "2", "--out", str(out), "--no-progress"]) == 0
+    assert len((out / "events.jsonl").read_bytes()) > len(first)
+
+
+def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "event"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert "ebike_detected" in json.dumps(schema)
