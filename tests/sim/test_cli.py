@@ -110,3 +110,16 @@ def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -
     assert main(["schema", "event"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert "ebike_detected" in json.dumps(schema)
+
+
+def test_speed_runs_in_scaled_real_time_with_the_same_events(tmp_path: Path) -> None:
+    import time
+
+    fast = tmp_path / "fast"
+    paced = tmp_path / "paced"
+    assert main(["run", str(TINY), "--days", "1", "--out", str(fast), "--no-progress"]) == 0
+    t0 = time.perf_counter()
+    argv = ["run", str(TINY), "--days", "1", "--out", str(paced), "--speed", "432000"]
+    assert main([*argv, "--no-progress"]) == 0
+    assert time.perf_counter() - t0 >= 0.2  # one simulated day at 432,000x is 0.2 s of wall time
+    assert (fast / "events.jsonl").read_bytes() == (paced / "events.jsonl").read_bytes()
