@@ -46,7 +46,7 @@ class CameraParams(BaseModel):
     recall_day: Share = 0.93
     recall_night: Share = 0.65
     small_object_factor: Share = 0.7  # cigarette butts, peel: harder to track than a bag or a pot
-    min_floor: PositiveInt = 3
+    min_floor: PositiveInt = 3  # lowest window floor the view covers
     max_floor: PositiveInt = 15
     above_range_factor: Share = 0.5
     min_floors_spanned: PositiveInt = 3  # "more than 2 floors"
@@ -75,7 +75,7 @@ class FallingObjectCamera(Device):
             return False
         p = self.params
         spanned = floor - 1
-        if spanned < p.min_floors_spanned:
+        if floor < p.min_floor or spanned < p.min_floors_spanned:
             return False
         hour = self.clock.hour_of_day(self.env.now)
         recall = p.recall_day if is_daylight(hour) else p.recall_night

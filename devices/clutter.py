@@ -61,8 +61,9 @@ class ClutterSensor(Device):
 
     def place(self, item_id: str, area: float, cause: Cause | None) -> None:
         """Something is put down in the corridor (true clutter, a delivery, a sofa on the move)."""
-        self._items[item_id] = _Item(self.env.now, area, cause)
-        self.env.process(self._watch(item_id))
+        item = _Item(self.env.now, area, cause)
+        self._items[item_id] = item
+        self.env.process(self._watch(item_id, item))
 
     def remove(self, item_id: str) -> None:
         """The thing is gone; an alarm clears when the last object it saw leaves."""
@@ -82,19 +83,19 @@ class ClutterSensor(Device):
             return p.active_from_hour <= hour < p.active_to_hour
         return hour >= p.active_from_hour or hour < p.active_to_hour
 
-    def _watch(self, item_id: str) -> Generator[simpy.Event, Any, None]:
+    def _watch(self, item_id: str, item: _Item) -> Generator[simpy.Event, Any, None]:
         p = self.params
         yield self.env.timeout(p.min_dwell_seconds)
-        while item_id in self._items:
-            if self.alarm_active:
-                # Already alarming for this corridor: the object joins the open alarm.
-                self._alarmed.add(item_id)
-                return
+        # ``is item``: a watcher belongs to one placement, not to whatever later reuses the id.
+        while self._items.get(item_id) is item:
             if self.available and self._on_duty() and self.env.now >= self._cooldown_until:
                 # One look on duty decides: clutter now, or never for this object.
-                item = self._items[item_id]
                 measured = item.area + float(self.rng.normal(0.0, p.area_noise_sd))
                 if measured < p.area_threshold or self.rng.random() >= p.recall:
+                    return
+                if self.alarm_active:
+                    # Already alarming for this corridor: the object joins the open alarm.
+                    self._alarmed.add(item_id)
                     return
                 dwell = round(self.env.now - item.placed_at, 3)
                 self._alarmed.add(item_id)
