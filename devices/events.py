@@ -29,6 +29,8 @@ __all__ = [
     "FallingObject",
     "GatewayStatus",
     "Heartbeat",
+    "StaffArrived",
+    "StaffDone",
     "event_adapter",
     "event_id",
     "parse_event",
@@ -37,7 +39,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-DeviceKind = Literal["ebike_blocker", "falling_object_camera", "clutter_sensor", "gateway"]
+DeviceKind = Literal[
+    "ebike_blocker", "falling_object_camera", "clutter_sensor", "gateway", "staff_app"
+]
 DEVICE_KINDS: tuple[str, ...] = ("ebike_blocker", "falling_object_camera", "clutter_sensor")
 
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -152,6 +156,26 @@ class GatewayStatus(EventBase):
     status: Literal["online", "offline"]
 
 
+# -- property staff app ---------------------------------------------------------------------------
+
+
+class StaffArrived(EventBase):
+    """A staff member checks in on the property app at the scene of an alarm (acknowledges it)."""
+
+    type: Literal["staff_arrived"] = "staff_arrived"
+    ref_event_id: str = Field(min_length=1, max_length=200)
+    action: str = Field(min_length=1, max_length=64)
+
+
+class StaffDone(EventBase):
+    """The staff member reports the job finished (which is not proof the hazard is gone)."""
+
+    type: Literal["staff_done"] = "staff_done"
+    ref_event_id: str = Field(min_length=1, max_length=200)
+    action: str = Field(min_length=1, max_length=64)
+    outcome: Literal["done", "not_found"]
+
+
 DeviceEvent = (
     EbikeDetected
     | DoorHeld
@@ -163,6 +187,8 @@ DeviceEvent = (
     | Heartbeat
     | DeviceFault
     | GatewayStatus
+    | StaffArrived
+    | StaffDone
 )
 Event = Annotated[DeviceEvent, Field(discriminator="type")]
 
@@ -177,6 +203,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "heartbeat",
     "fault",
     "gateway_status",
+    "staff_arrived",
+    "staff_done",
 )
 
 event_adapter: TypeAdapter[DeviceEvent] = TypeAdapter(Event)

@@ -23,6 +23,14 @@ __all__ = ["ClutterItem", "daily", "remove_clutter", "start_households"]
 CLUTTER_OBJECTS = ("shoe_rack", "cardboard_boxes", "old_furniture", "flower_pots", "ebike_parked")
 THROWN_OBJECTS = ("trash_bag", "flower_pot", "bottle", "cigarette_butt", "fruit_peel")
 SMALL_THROWN = ("cigarette_butt", "fruit_peel")
+# How bad an incident is, for severity-weighted recall (synthetic weights: a flower pot can kill).
+THROW_SEVERITY = {
+    "flower_pot": 3,
+    "bottle": 3,
+    "trash_bag": 2,
+    "cigarette_butt": 1,
+    "fruit_peel": 1,
+}
 
 
 def daily(
@@ -99,6 +107,7 @@ def _ebike(
                 "elevator": car.id,
             },
             object=obj,
+            severity=2,
         )
         insist = rng.random() < beh.insist_share * (2.0 if hh.stubborn else 1.0)
         stay = float(
@@ -152,6 +161,7 @@ def _thrower(
             {"building": b.id, "unit": hh.unit, "floor": hh.floor, "household": hh.id},
             column=hh.column,
             object=obj,
+            severity=THROW_SEVERITY[obj],
         )
         rec.end_s = now + float(np.sqrt(2 * 2.9 * hh.floor / 9.81))  # the fall
         cam = b.camera
@@ -204,6 +214,7 @@ def _clutterer(
             est.id,
             {"building": b.id, "unit": hh.unit, "floor": hh.floor, "household": hh.id},
             object=obj,
+            severity=2 if obj == "ebike_parked" else 1,
         )
         key = (est.id, b.id, hh.unit, hh.floor)
         item = ClutterItem(rec, key, hh)

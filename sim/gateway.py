@@ -95,7 +95,9 @@ class Gateway:
             yield self.env.timeout(
                 float(self.rng.exponential(s.mean_days_between_disconnects * 86400))
             )
-            rec = self.truth.open("incident", "gateway_outage", self.env.now, self.estate)
+            rec = self.truth.open(
+                "incident", "gateway_outage", self.env.now, self.estate, severity=1
+            )
             rec.covered_by = self.device_id
             dropped_before = self.dropped
             rec.cause.event_ids.append(self._set_online(False))

@@ -15,13 +15,19 @@ from typing import Any
 import numpy as np
 import simpy
 
-from devices.events import DeviceEvent, FallingObject
+from devices.events import DeviceEvent, FallingObject, StaffArrived, StaffDone, event_id
 from sim.behaviour import remove_clutter
 from sim.calendar import DAY
 from sim.scenario import Company, Staffing
 from sim.world import Household, World
 
 __all__ = ["PropertyCompany"]
+
+_ACTIONS = {
+    "falling_object": "visit_thrower",
+    "clutter_detected": "clear_clutter",
+    "door_open_too_long": "check_elevator",
+}
 
 
 class PropertyCompany:
@@ -38,6 +44,30 @@ class PropertyCompany:
         )
         self.thoroughness = 0.5 + 0.5 * d
         self.night_duty = d >= 0.7
+        self._app_seq: dict[str, int] = {}  # one staff-app stream per estate the company serves
+
+    def _app(
+        self, cls: type[StaffArrived] | type[StaffDone], trigger: DeviceEvent, **fields: Any
+    ) -> None:
+        """Report on the property app: what the rules engine sees of the staff's work."""
+        did = f"{trigger.estate}-{self.company.id}-app"
+        seq = self._app_seq.get(did, 0)
+        self._app_seq[did] = seq + 1
+        now = round(self.world.env.now, 3)
+        ev = cls(
+            event_id=event_id(did, seq),
+            device_id=did,
+            device_kind="staff_app",
+            estate=trigger.estate,
+            building=trigger.building,
+            floor=trigger.floor,
+            time=self.world.clock.at(now),
+            sim_seconds=now,
+            seq=seq,
+            ref_event_id=trigger.event_id,
+            **fields,
+        )
+        self.world.deliver(ev)
 
     def on_alarm(self, event: DeviceEvent) -> None:
         if isinstance(event, FallingObject) and event.confidence < 0.6:
@@ -65,10 +95,13 @@ class PropertyCompany:
         with self.staff.request() as req:
             yield req
             arrived = env.now
+            self._app(StaffArrived, event, action=_ACTIONS[event.type])
             yield env.timeout(
                 self.staffing.visit_minutes * 60.0 * float(self.rng.uniform(0.6, 1.4))
             )
             action, target, effective = self._act(event)
+            outcome = "not_found" if target is None else "done"
+            self._app(StaffDone, event, action=_ACTIONS[event.type], outcome=outcome)
         rec = self.world.truth.open(
             "response",
             action,

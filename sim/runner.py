@@ -25,10 +25,15 @@ import yaml
 
 from devices.base import Clock
 from devices.events import DeviceEvent
+from rules.engine import Engine
+from rules.score import score_rules
+from rules.workorders import workorder_figures
 from sim.behaviour import start_households
 from sim.calendar import DAY, start_datetime
 from sim.errors import BadInput
 from sim.property import PropertyCompany
+from sim.replay import RecordWriter, read_jsonl, write_score
+from sim.rulefiles import DEFAULT_RULES, load_rules
 from sim.scenario import Scenario
 from sim.streams import Streams
 from sim.transport import InProcessTransport, Transport
@@ -114,7 +119,7 @@ class RunResult:
     wall_seconds: float
     devices: int
     households: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    score: dict[str, Any] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -138,9 +143,11 @@ def run_to_folder(
     *,
     days: int,
     seed: int,
+    rules_path: Path = DEFAULT_RULES,
     speed: float | None = None,
     on_day: Callable[[int], None] | None = None,
 ) -> RunResult:
+    ruleset = load_rules(rules_path)  # bad rules: refused before anything is written
     prepare_out_dir(out)
     resolved = scenario.model_copy(update={"days": days, "seed": seed})
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -151,14 +158,38 @@ def run_to_folder(
     try:
         started = time.perf_counter()
         transport = InProcessTransport()
-        with open(tmp / "events.jsonl", "w", encoding="utf-8", newline="\n") as fh:
+        engine = Engine(ruleset)
+        with (
+            open(tmp / "events.jsonl", "w", encoding="utf-8", newline="\n") as fh,
+            open(tmp / "alerts.jsonl", "w", encoding="utf-8", newline="\n") as fa,
+            open(tmp / "workorders.jsonl", "w", encoding="utf-8", newline="\n") as fw,
+        ):
             log = EventLog(fh)
             transport.subscribe(log)
+            writer = RecordWriter(engine, fa, fw)
+            transport.subscribe(writer)
             sim = Simulation(resolved, transport, days=days, seed=seed, speed=speed)
             sim.run(on_day)
+            writer.write(engine.finish(days * DAY))
         wall = time.perf_counter() - started
         with open(tmp / "truth.jsonl", "w", encoding="utf-8", newline="\n") as fh:
             sim.truth.write(fh, sim.clock)
+        shutil.copyfile(rules_path, tmp / "rules.yaml")
+        households = sum(len(e.households) for e in sim.world.estates.values())
+        score = score_rules(
+            ruleset,
+            read_jsonl(tmp / "alerts.jsonl"),
+            read_jsonl(tmp / "workorders.jsonl"),
+            list(read_jsonl(tmp / "truth.jsonl")),
+            households=households,
+            days=float(days),
+            end_s=days * DAY,
+        )
+        score["workorders"] = workorder_figures(
+            list(engine.s.workorders.orders.values()), days * DAY
+        )
+        score["engine"] = dict(sorted(engine.stats.items()))
+        write_score(score, tmp / "score.json")
         (tmp / "scenario.resolved.yaml").write_text(
             yaml.safe_dump(resolved.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
             encoding="utf-8",
@@ -176,7 +207,8 @@ def run_to_folder(
             truth_counts=sim.truth.counts(),
             wall_seconds=wall,
             devices=sum(len(e.devices) for e in sim.world.estates.values()),
-            households=sum(len(e.households) for e in sim.world.estates.values()),
+            households=households,
+            score=score,
         )
         run_json = {
             "versions": versions(),
@@ -190,6 +222,8 @@ def run_to_folder(
                 "events_by_kind": by_kind,
                 "devices": result.devices,
                 "households": result.households,
+                "alerts": writer.counts["alert"],
+                "workorders": writer.counts["workorder"],
                 **result.truth_counts,
             },
             "timings": {

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from sim.runner import RunResult
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["format_summary", "table"]
+if TYPE_CHECKING:
+    from sim.runner import RunResult
+
+__all__ = ["format_score", "format_summary", "table"]
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
@@ -23,8 +26,8 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
             out.append(pad + v if num else v + pad)
         return "  ".join(out).rstrip()
 
-    numeric = [
-        all(r[i].replace(".", "", 1).isdigit() for r in cells) and bool(cells)
+    numeric = [  # right-align columns of numbers ("-" stands for none)
+        all(r[i] == "-" or r[i].replace(".", "", 1).isdigit() for r in cells) and bool(cells)
         for i in range(len(headers))
     ]
     sep = "  ".join("-" * w for w in widths)
@@ -59,5 +62,53 @@ def format_summary(r: RunResult) -> str:
     parts += ["False triggers (truth)", table(["event", "cause", "count"], rows), ""]
     rows = [[k, n] for k, n in tc["responses"].items()]
     parts += ["Staff responses (truth)", table(["action", "count"], rows), ""]
+    if r.score:
+        parts += [format_score(r.score), ""]
     parts.append(f"Run folder: {r.out}")
+    return "\n".join(parts)
+
+
+def _f(x: object, fmt: str = "{:.2f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def format_score(score: dict[str, Any]) -> str:
+    """Per rule: alerts, precision, recall, time to detect, false alerts, misses."""
+    rows: list[list[object]] = []
+    for rid, s in score["rules"].items():
+        rows.append(
+            [
+                rid,
+                s["alerts"],
+                _f(s["precision"]),
+                _f(s["recall"]),
+                _f(s["severity_weighted_recall"]),
+                _f(s["ttd_median_s"], "{:.0f}"),
+                _f(s["ttd_p90_s"], "{:.0f}"),
+                _f(s["false_alerts_per_1000_household_days"], "{:.3f}"),
+                s["missed_by_device"],
+                s["missed_by_rule"],
+            ]
+        )
+    head = [
+        "rule",
+        "alerts",
+        "precision",
+        "recall",
+        "sev.recall",
+        "ttd p50 s",
+        "ttd p90 s",
+        "false/1k hh-days",
+        "miss device",
+        "miss rule",
+    ]
+    parts = ["Rules scored against the truth", table(head, rows)]
+    wo = score.get("workorders")
+    if wo:
+        parts += [
+            "",
+            f"Work orders: {wo['opened']} opened, ack within SLA {_f(wo['ack_within_sla'])}, "
+            f"closed on time {_f(wo['closed_on_time'])}, re-opened {wo['reopened']}, "
+            f"still open {wo['still_open']}",
+        ]
     return "\n".join(parts)

@@ -303,12 +303,13 @@ class World:
         _, bid, _unit, _floor = self.device_places[device.device_id]
         rec = self.truth.open(
             "incident",
-            "device_outage",
+            "device_silent" if mode == "silent" else "device_fault",
             start,
             device.estate,
             {"building": bid, "device_id": device.device_id},
             mode=mode,
             code=code,
+            severity=1,
         )
         rec.end_s = end
         rec.covered_by = device.device_id

@@ -6,7 +6,7 @@ table kept here they become ``seeds/x.yaml:42: grids[0].estates[3].company: <pro
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,10 +73,10 @@ class LoadedYaml:
                 break
         return line
 
-    def error(self, loc: Loc, problem: str) -> BadInput:
+    def error(self, loc: Loc, problem: str, label: Callable[[Loc], str] | None = None) -> BadInput:
         line = self.line_of(loc)
         where = f"{self.path}:{line}" if line is not None else f"{self.path}"
-        field = format_loc(loc) or "(top level)"
+        field = label(loc) if label is not None else (format_loc(loc) or "(top level)")
         return BadInput(f"{where}: {field}: {problem}")
 
 
@@ -115,7 +115,9 @@ def load_yaml(path: str | Path) -> LoadedYaml:
     return LoadedYaml(p, data, loader.lines)
 
 
-def validate_loaded(loaded: LoadedYaml, model: type[M]) -> M:
+def validate_loaded(
+    loaded: LoadedYaml, model: type[M], label: Callable[[Loc], str] | None = None
+) -> M:
     """Validate parsed data against ``model``; the first error becomes one line."""
     if not isinstance(loaded.data, dict):
         raise BadInput(f"{loaded.path}: expected a mapping at the top level")
@@ -127,7 +129,7 @@ def validate_loaded(loaded: LoadedYaml, model: type[M]) -> M:
         problem = err["msg"]
         if err["type"] == "extra_forbidden":
             problem = f"unknown key {loc[-1]!r}" if loc else "unknown key"
-        raise loaded.error(loc, problem) from None
+        raise loaded.error(loc, problem, label) from None
 
 
 def validate_file(path: str | Path, model: type[M]) -> M:

@@ -21,6 +21,8 @@ from devices.events import (
     FallingObject,
     GatewayStatus,
     Heartbeat,
+    StaffArrived,
+    StaffDone,
     event_adapter,
     event_id,
     parse_event,
@@ -62,6 +64,13 @@ SAMPLES = [
     Heartbeat(**envelope()),
     DeviceFault(**envelope(), code="lens_blocked"),
     GatewayStatus(**envelope("gateway", building="-"), status="offline"),
+    StaffArrived(**envelope("staff_app"), ref_event_id="aibo4-b03-cam:4", action="visit_thrower"),
+    StaffDone(
+        **envelope("staff_app"),
+        ref_event_id="aibo4-b03-cam:4",
+        action="visit_thrower",
+        outcome="done",
+    ),
 ]
 
 
@@ -117,4 +126,4 @@ def test_topic_is_a_function_of_the_event() -> None:
     assert topic_for(SAMPLES[5], prefix="xh") == (
         "xh/dev/aibo4/b03/clutter_sensor/aibo4-b03-u1e1-blk"
     )
-    assert topic_for(SAMPLES[-1]) == "pm/gw/aibo4/status"
+    assert topic_for(SAMPLES[9]) == "pm/gw/aibo4/status"

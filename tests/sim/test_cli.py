@@ -19,9 +19,25 @@ def test_run_writes_the_run_folder_and_prints_a_summary(
     out = tmp_path / "run"
     assert main(["run", str(TINY), "--days", "2", "--seed", "3", "--out", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["events.jsonl", "run.json", "scenario.resolved.yaml", "truth.jsonl"]
+    assert names == [
+        "alerts.jsonl",
+        "events.jsonl",
+        "rules.yaml",
+        "run.json",
+        "scenario.resolved.yaml",
+        "score.json",
+        "truth.jsonl",
+        "workorders.jsonl",
+    ]
     text = capsys.readouterr().out
-    for heading in ("Events", "Incidents (truth)", "False triggers (truth)", "heartbeat"):
+    for heading in (
+        "Events",
+        "Incidents (truth)",
+        "False triggers (truth)",
+        "heartbeat",
+        "Rules scored against the truth",
+        "ebike-in-elevator",
+    ):
         assert heading in text
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == 3 and run["days"] == 2 and run["broker"] == "none"
