@@ -125,11 +125,29 @@ def validate_loaded(
         return model.model_validate(loaded.data)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        loc = _clean_loc(loaded.data, err["loc"])
         problem = err["msg"]
         if err["type"] == "extra_forbidden":
             problem = f"unknown key {loc[-1]!r}" if loc else "unknown key"
         raise loaded.error(loc, problem, label) from None
+
+
+def _clean_loc(data: Any, loc: Sequence[int | str]) -> list[int | str]:
+    """Drop what pydantic adds that is not in the file: union tags such as ``repeat`` in
+    ``condition.repeat.within``."""
+    out: list[int | str] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part not in node and i + 1 < len(loc) and loc[i + 1] in node:
+            continue
+        out.append(part)
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return out
 
 
 def validate_file(path: str | Path, model: type[M]) -> M:
