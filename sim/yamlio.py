@@ -141,13 +141,17 @@ def _clean_loc(data: Any, loc: Sequence[int | str]) -> list[int | str]:
         if isinstance(node, dict) and part not in node and i + 1 < len(loc) and loc[i + 1] in node:
             continue
         out.append(part)
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            node = None
+        node = _child(node, part)
     return out
+
+
+def _child(node: Any, part: int | str) -> Any:
+    """``node[part]`` when the file has it, else None."""
+    if (isinstance(node, dict) and part in node) or (
+        isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+    ):
+        return node[part]
+    return None
 
 
 def validate_file(path: str | Path, model: type[M]) -> M:

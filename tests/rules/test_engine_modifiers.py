@@ -1,0 +1,347 @@
+"""Alert modifiers: ``for``, ``keep_firing_for`` on sustained conditions, cooldown, active hours,
+escalation and inhibition, each pinned as the exact list of (rule, change, time) records."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from devices.events import (
+    ClutterCleared,
+    ClutterDetected,
+    DeviceFault,
+    EbikeDetected,
+    GatewayStatus,
+    Heartbeat,
+    event_id,
+)
+from rules.engine import Engine
+from rules.model import RuleFile
+from rules.ruleset import RuleSet
+
+START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
+HOUR = 3600
+KIND: dict[type, str] = {
+    ClutterDetected: "clutter_sensor",
+    ClutterCleared: "clutter_sensor",
+    GatewayStatus: "gateway",
+}
+DEFAULTS: dict[type, dict[str, Any]] = {
+    EbikeDetected: {"confidence": 0.9, "object_class": "ebike"},
+    ClutterDetected: {"area_share": 0.5, "dwell_seconds": 60.0},
+    ClutterCleared: {"present_seconds": 10.0},
+    DeviceFault: {"code": "lens"},
+    GatewayStatus: {"status": "offline"},
+}
+_seq: defaultdict[str, int] = defaultdict(int)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_seq() -> Iterator[None]:
+    _seq.clear()
+    yield
+
+
+def ev(cls: type, t: float, device: str = "d1", seq: int | None = None, **fields: Any) -> Any:
+    if seq is None:
+        _seq[device] += 1
+        seq = _seq[device]
+    data: dict[str, Any] = {"device_kind": KIND.get(cls, "ebike_blocker"), "estate": "e1"}
+    data.update(building="b1", floor=3, **DEFAULTS.get(cls, {}))
+    data.update(fields)
+    return cls(
+        event_id=event_id(device, seq),
+        device_id=device,
+        time=START + timedelta(seconds=t),
+        sim_seconds=t,
+        seq=seq,
+        **data,
+    )
+
+
+def ruleset(*rules: dict[str, Any]) -> RuleSet:
+    return RuleSet(RuleFile.model_validate({"rules": list(rules)}))
+
+
+def run_engine(
+    rules: RuleSet, events: list[Any], end: float | None = None
+) -> tuple[Engine, list[dict[str, Any]]]:
+    engine = Engine(rules, allowed_lateness=0)
+    out = [r for e in events for r in engine.consume(e)]
+    return engine, out + engine.finish(end)
+
+
+def run(rules: RuleSet, events: list[Any], end: float | None = None) -> list[dict[str, Any]]:
+    return run_engine(rules, events, end)[1]
+
+
+def changes(records: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
+    return [(r["rule_id"], r["change"], r["sim_seconds"]) for r in records]
+
+
+def rule(rid: str, watch: str | list[dict[str, Any]], cond: dict[str, Any], **kw: Any) -> dict:
+    w = [{"type": watch}] if isinstance(watch, str) else watch
+    return {"id": rid, "watch": w, "key": ["device_id"], "condition": cond, **kw}
+
+
+EVENT = {"kind": "event"}
+AREA = {"kind": "threshold", "field": "area_share", "raise": 0.5, "clear": 0.3}
+
+
+def area(t: float, v: float, device: str = "d1") -> Any:
+    return ev(ClutterDetected, t, device, area_share=v)
+
+
+# -- for ------------------------------------------------------------------------------------------
+
+
+def test_for_holds_the_alert_pending_first() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, keep_firing_for="2m", **{"for": "1m"}))
+    recs = run(rs, [ev(EbikeDetected, 0)], end=1000)
+    assert [(r["change"], r["state"], r["sim_seconds"]) for r in recs] == [
+        ("pending", "pending", 0.0),
+        ("firing", "firing", 60.0),
+        ("resolved", "resolved", 120.0),
+    ]
+
+
+def test_for_on_a_momentary_alert_shorter_than_for_never_fires() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, **{"for": "1m"}))
+    recs = run(rs, [ev(EbikeDetected, 0)], end=1000)
+    assert changes(recs) == [("eb", "pending", 0.0), ("eb", "resolved", 0.0)]
+
+
+def test_for_condition_going_away_before_for_is_pending_then_resolved() -> None:
+    rs = ruleset(rule("clutter", "clutter_detected", AREA, keep_firing_for=100, **{"for": 60}))
+    recs = run(rs, [area(0, 0.9), area(30, 0.1)], end=1000)
+    assert changes(recs) == [("clutter", "pending", 0.0), ("clutter", "resolved", 30.0)]
+
+
+def test_for_sustained_condition_holding_fires_after_for() -> None:
+    rs = ruleset(rule("clutter", "clutter_detected", AREA, **{"for": 60}))
+    recs = run(rs, [area(0, 0.9), area(30, 0.4), area(100, 0.1)], end=1000)
+    assert changes(recs) == [
+        ("clutter", "pending", 0.0),
+        ("clutter", "firing", 60.0),
+        ("clutter", "resolved", 100.0),
+    ]
+    assert recs[1]["started_s"] == 0.0
+
+
+# -- keep_firing_for on sustained conditions ------------------------------------------------------
+
+
+def test_keep_firing_for_delays_a_sustained_resolution() -> None:
+    rs = ruleset(rule("clutter", "clutter_detected", AREA, keep_firing_for=100))
+    recs = run(rs, [area(0, 0.9), area(50, 0.1)], end=1000)
+    assert changes(recs) == [("clutter", "firing", 0.0), ("clutter", "resolved", 150.0)]
+
+
+def test_keep_firing_for_is_cancelled_when_the_condition_returns() -> None:
+    rs = ruleset(rule("clutter", "clutter_detected", AREA, keep_firing_for=100))
+    events = [area(0, 0.9), area(50, 0.1), area(100, 0.8), area(120, 0.1)]
+    recs = run(rs, events, end=1000)
+    assert changes(recs) == [("clutter", "firing", 0.0), ("clutter", "resolved", 220.0)]
+    assert recs[-1]["alert_id"] == "clutter/d1#1"
+    assert recs[-1]["hits"] == 2
+
+
+def test_keep_firing_for_on_duration_stop() -> None:
+    cond = {"kind": "duration", "stop": [{"type": "clutter_cleared"}], "at_least": 300}
+    rs = ruleset(rule("lasting", "clutter_detected", cond, keep_firing_for=60))
+    recs = run(rs, [ev(ClutterDetected, 0), ev(ClutterCleared, 400)], end=1000)
+    assert changes(recs) == [("lasting", "firing", 300.0), ("lasting", "resolved", 460.0)]
+
+
+# -- cooldown -------------------------------------------------------------------------------------
+
+
+def test_cooldown_suppresses_a_new_incarnation_and_counts_it() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, cooldown="10m"))
+    engine, recs = run_engine(rs, [ev(EbikeDetected, t) for t in (0, 300, 599, 600)])
+    assert [(r["alert_id"], r["change"], r["sim_seconds"]) for r in recs] == [
+        ("eb/d1#1", "firing", 0.0),
+        ("eb/d1#1", "resolved", 0.0),
+        ("eb/d1#2", "firing", 600.0),
+        ("eb/d1#2", "resolved", 600.0),
+    ]
+    assert engine.stats["cooldown:eb"] == 2
+
+
+def test_cooldown_counts_from_the_resolution() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, keep_firing_for=100, cooldown=200))
+    engine, recs = run_engine(rs, [ev(EbikeDetected, t) for t in (0, 250, 300)], end=1000)
+    assert changes(recs) == [
+        ("eb", "firing", 0.0),
+        ("eb", "resolved", 100.0),
+        ("eb", "firing", 300.0),
+        ("eb", "resolved", 400.0),
+    ]
+    assert engine.stats["cooldown:eb"] == 1
+
+
+def test_cooldown_is_per_key() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, cooldown="10m"))
+    recs = run(rs, [ev(EbikeDetected, 0), ev(EbikeDetected, 10, "d2")])
+    assert [r["alert_id"] for r in recs if r["change"] == "firing"] == ["eb/d1#1", "eb/d2#1"]
+
+
+# -- active hours ---------------------------------------------------------------------------------
+
+
+def test_active_hours_suppress_outside_hours() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, active_hours=[8, 20]))
+    times = [8 * HOUR - 1, 8 * HOUR, 20 * HOUR - 1, 20 * HOUR]
+    engine, recs = run_engine(rs, [ev(EbikeDetected, t) for t in times])
+    assert [r["sim_seconds"] for r in recs if r["change"] == "firing"] == [8 * HOUR, 20 * HOUR - 1]
+    assert engine.stats["off_hours:eb"] == 2
+
+
+def test_active_hours_wrap_around_midnight() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, active_hours=[22, 6]))
+    times = [3 * HOUR, 6 * HOUR - 1, 6 * HOUR, 12 * HOUR, 22 * HOUR - 1, 22 * HOUR, 26 * HOUR]
+    engine, recs = run_engine(rs, [ev(EbikeDetected, t) for t in times])
+    fired = [r["sim_seconds"] for r in recs if r["change"] == "firing"]
+    assert fired == [3 * HOUR, 6 * HOUR - 1, 22 * HOUR, 26 * HOUR]
+    assert engine.stats["off_hours:eb"] == 3
+
+
+def test_active_hours_use_the_events_local_clock() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, active_hours=[0, 1]))
+    recs = run(rs, [ev(EbikeDetected, 1800)])  # 00:30 in Shanghai, 16:30 UTC the day before
+    assert changes(recs) == [("eb", "firing", 1800.0), ("eb", "resolved", 1800.0)]
+
+
+# -- escalation -----------------------------------------------------------------------------------
+
+ESCALATE = [{"after": "10m", "severity": "critical"}]
+
+
+def test_escalation_changes_severity_at_fired_plus_after() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, keep_firing_for="1h", escalate=ESCALATE))
+    recs = run(rs, [ev(EbikeDetected, 0)], end=10_000)
+    assert [(r["change"], r["severity"], r["sim_seconds"]) for r in recs] == [
+        ("firing", "warning", 0.0),
+        ("escalated", "critical", 600.0),
+        ("resolved", "critical", 3600.0),
+    ]
+    assert recs[1]["state"] == "firing"
+
+
+def test_escalation_counts_from_firing_not_pending() -> None:
+    levels = [*ESCALATE, {"after": "20m", "severity": "info"}]
+    rs = ruleset(
+        rule("eb", "ebike_detected", EVENT, keep_firing_for="1h", escalate=levels, **{"for": 60})
+    )
+    recs = run(rs, [ev(EbikeDetected, 0)], end=10_000)
+    assert [(r["change"], r["severity"], r["sim_seconds"]) for r in recs] == [
+        ("pending", "warning", 0.0),
+        ("firing", "warning", 60.0),
+        ("escalated", "critical", 660.0),
+        ("escalated", "info", 1260.0),
+        ("resolved", "info", 3600.0),  # keep_firing_for counts from the trigger
+    ]
+
+
+def test_no_escalation_after_resolution() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, keep_firing_for="5m", escalate=ESCALATE))
+    recs = run(rs, [ev(EbikeDetected, 0)], end=10_000)
+    assert changes(recs) == [("eb", "firing", 0.0), ("eb", "resolved", 300.0)]
+
+
+def test_escalation_of_an_old_incarnation_does_not_touch_the_new_one() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", EVENT, keep_firing_for="5m", escalate=ESCALATE))
+    recs = run(rs, [ev(EbikeDetected, 0), ev(EbikeDetected, 400)], end=10_000)
+    assert [(r["alert_id"], r["change"], r["sim_seconds"]) for r in recs] == [
+        ("eb/d1#1", "firing", 0.0),
+        ("eb/d1#1", "resolved", 300.0),
+        ("eb/d1#2", "firing", 400.0),
+        ("eb/d1#2", "resolved", 700.0),
+    ]
+
+
+# -- inhibition -----------------------------------------------------------------------------------
+
+
+def inhibition_rules(source_for: float = 0) -> RuleSet:
+    source = rule("fault", "fault", EVENT, keep_firing_for=1000, **{"for": source_for})
+    source["key"] = ["building"]
+    target = rule(
+        "eb",
+        "ebike_detected",
+        EVENT,
+        inhibited_by=[{"rule": "fault", "equal": ["building"]}],
+    )
+    target["key"] = ["building", "device_id"]
+    return ruleset(source, target)
+
+
+def test_inhibition_suppresses_alerts_with_equal_labels_only() -> None:
+    events = [
+        ev(DeviceFault, 0, "cam"),
+        ev(EbikeDetected, 100, "d1"),
+        ev(EbikeDetected, 110, "d2", building="b2"),
+        ev(EbikeDetected, 1100, "d1"),
+    ]
+    engine, recs = run_engine(inhibition_rules(), events, end=5000)
+    assert [(r["alert_id"], r["change"], r["sim_seconds"]) for r in recs] == [
+        ("fault/b1#1", "firing", 0.0),
+        ("eb/b2/d2#1", "firing", 110.0),
+        ("eb/b2/d2#1", "resolved", 110.0),
+        ("fault/b1#1", "resolved", 1000.0),
+        ("eb/b1/d1#1", "firing", 1100.0),
+        ("eb/b1/d1#1", "resolved", 1100.0),
+    ]
+    assert engine.stats["inhibited:eb"] == 1
+
+
+def test_a_pending_source_does_not_inhibit() -> None:
+    events = [ev(DeviceFault, 0, "cam"), ev(EbikeDetected, 100, "d1")]
+    engine, recs = run_engine(inhibition_rules(source_for=600), events, end=5000)
+    assert ("eb", "firing", 100.0) in changes(recs)
+    assert engine.stats["inhibited:eb"] == 0
+
+
+# -- keep_firing_for on conditions that come back during it (bugs) ---------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rules/conditions.py on_timer absence branch only triggers when ks.alert is None: a "
+    "device silent again while the old alert is in keep_firing_for is never alerted",
+)
+def test_absence_silent_again_during_keep_firing_for_stays_alerted() -> None:
+    rs = ruleset(rule("quiet", "heartbeat", {"kind": "absence", "after": 100}, keep_firing_for=300))
+    engine, recs = run_engine(rs, [ev(Heartbeat, 0), ev(Heartbeat, 150)], end=2000)
+    assert changes(recs)[0] == ("quiet", "firing", 100.0)
+    # silent since 150, so from 250 on the device is missing again: it must still be alerted
+    assert [a.state for a in engine.open_alerts()] == ["firing"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rules/conditions.py on_timer sequence branch requires ks.alert is None: a new A whose "
+    "B is missing while the old alert is in keep_firing_for is never alerted",
+)
+def test_sequence_missing_again_during_keep_firing_for_stays_alerted() -> None:
+    cond = {
+        "kind": "sequence",
+        "then": [{"type": "gateway_status", "where": 'status == "online"'}],
+        "within": 100,
+    }
+    watch = [{"type": "gateway_status", "where": 'status == "offline"'}]
+    rs = ruleset(rule("gw", watch, cond, keep_firing_for=300))
+    events = [
+        ev(GatewayStatus, 0),
+        ev(GatewayStatus, 150, status="online"),
+        ev(GatewayStatus, 160),
+    ]
+    engine, recs = run_engine(rs, events, end=2000)
+    assert changes(recs)[0] == ("gw", "firing", 100.0)
+    # offline again at 160 and never back online: missing from 260 on
+    assert [a.state for a in engine.open_alerts()] == ["firing"]
