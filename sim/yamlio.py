@@ -150,7 +150,7 @@ def _child(node: Any, part: int | str) -> Any:
     if (isinstance(node, dict) and part in node) or (
         isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
     ):
-        return node[part]
+        return node[part]  # type: ignore[index]
     return None
 
 

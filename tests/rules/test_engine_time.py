@@ -230,11 +230,14 @@ def test_records_wait_for_the_watermark() -> None:
     assert engine.lateness == 120.0
     assert engine.consume(ev(EbikeDetected, 100)) == []
     assert engine.consume(ev(EbikeDetected, 50, "d2")) == []
+    assert engine.consume(ev(Heartbeat, 169, "d3")) == []
+    assert changes(engine.consume(ev(Heartbeat, 170, "d3"))) == [
+        ("eb", "firing", 50.0),
+        ("eb", "resolved", 50.0),
+    ]
     assert engine.consume(ev(Heartbeat, 219, "d3")) == []
     recs = engine.consume(ev(Heartbeat, 220, "d3"))
     assert [(r["alert_id"], r["change"], r["sim_seconds"]) for r in recs] == [
-        ("eb/d2#1", "firing", 50.0),
-        ("eb/d2#1", "resolved", 50.0),
         ("eb/d1#1", "firing", 100.0),
         ("eb/d1#1", "resolved", 100.0),
     ]
