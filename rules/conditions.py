@@ -124,13 +124,15 @@ def on_timer(
             return
         due = ks.since + cond.after
         if deadline >= due:
-            if a is None:
-                _trigger(engine, cr, key, ks, deadline, [], out)
+            _trigger(engine, cr, key, ks, deadline, [], out)  # new, or back from keep_firing_for
         else:
             ks.timer = True
             engine.schedule(due, "absence", cr, key)
     elif kind == "sequence" and cond.kind == "sequence":
-        if ks.since is not None and ks.since + cond.within == deadline and a is None:
+        if ks.since is not None and ks.since + cond.within == deadline:
+            _trigger(engine, cr, key, ks, deadline, list(ks.since_ids), out)
+    elif kind == "retry":
+        if a is None and _holds(cr, ks, deadline):
             _trigger(engine, cr, key, ks, deadline, list(ks.since_ids), out)
     elif a is None or a.alert_id != (data[0] if kind == "escalate" else data):
         return  # the alert this timer was for is gone
@@ -155,6 +157,32 @@ def _in_hours(engine: Engine, t: float, hours: tuple[float, float]) -> bool:
     h = at.hour + at.minute / 60 + at.second / 3600
     lo, hi = hours
     return lo <= h < hi if lo < hi else (h >= lo or h < hi)
+
+
+def _next_active(engine: Engine, t: float, hours: tuple[float, float]) -> float:
+    """The next time at or after ``t`` when the active hours begin."""
+    assert engine.s.epoch is not None
+    at = engine.s.epoch + timedelta(seconds=t)
+    start = at.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(hours=hours[0])
+    if start <= at:
+        start += timedelta(days=1)
+    return t + (start - at).total_seconds()
+
+
+def _holds(cr: CompiledRule, ks: KeyState, t: float) -> bool:
+    """Is a sustained condition still true at ``t``?"""
+    cond = cr.rule.condition
+    if cond.kind == "threshold":
+        return ks.active
+    if ks.since is None:
+        return False
+    if cond.kind == "duration":
+        return ks.since + cond.at_least <= t
+    if cond.kind == "absence":
+        return ks.since + cond.after <= t
+    if cond.kind == "sequence":
+        return ks.since + cond.within <= t
+    return False
 
 
 def _inhibited(engine: Engine, cr: CompiledRule, labels: dict[str, Any]) -> bool:
@@ -190,9 +218,13 @@ def _trigger(
         return
     if ks.last_resolved_s is not None and t < ks.last_resolved_s + rule.cooldown:
         s.stats[f"cooldown:{rule.id}"] += 1
+        if sustained:  # a state still true when the cooldown ends alerts then
+            engine.schedule(ks.last_resolved_s + rule.cooldown, "retry", cr, key)
         return
     if rule.active_hours is not None and not _in_hours(engine, t, rule.active_hours):
         s.stats[f"off_hours:{rule.id}"] += 1
+        if sustained:  # a state still true when the active hours begin alerts then
+            engine.schedule(_next_active(engine, t, rule.active_hours), "retry", cr, key)
         return
     if rule.inhibited_by and _inhibited(engine, cr, ks.labels):
         s.stats[f"inhibited:{rule.id}"] += 1
@@ -264,8 +296,8 @@ def _condition_false(
     engine: Engine, cr: CompiledRule, key: Key, ks: KeyState, t: float, out: list[Record]
 ) -> None:
     a = ks.alert
-    if a is None:
-        return
+    if a is None or a.cond_false_s is not None:
+        return  # no alert, or already on its way out since cond_false_s
     kff = cr.rule.keep_firing_for
     if kff > 0 and a.state != "pending":
         a.cond_false_s = t

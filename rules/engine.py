@@ -93,7 +93,7 @@ class Engine:
         if event.event_id in s.seen:
             s.stats["duplicates"] += 1
             return out
-        if t <= s.watermark:
+        if t < s.watermark:
             s.stats["late"] += 1
             if len(s.late_ids) < 1000:
                 s.late_ids.append(event.event_id)
@@ -121,7 +121,7 @@ class Engine:
         return out
 
     def advance(self, t: float) -> list[Record]:
-        """Move event time on without an event (idle periods): timers up to ``t - lateness``."""
+        """Move event time on without an event (idle periods): timers due before ``t - lateness``."""
         out: list[Record] = []
         if t > self.s.max_seen:
             self.s.max_seen = t
@@ -133,12 +133,15 @@ class Engine:
         s = self.s
         out: list[Record] = []
         end = s.max_seen if end_s is None else max(end_s, s.max_seen)
-        self._release(end, out)
+        self._release(end, out, final=True)
         return out
 
     # -- time -------------------------------------------------------------------------------
 
-    def _release(self, upto: float, out: list[Record]) -> None:
+    def _release(self, upto: float, out: list[Record], final: bool = False) -> None:
+        """Process buffered events up to ``upto`` in event-time order, with the timers due before
+        each; timers due exactly at ``upto`` wait (an event at ``upto`` may still come), unless
+        this is the end of input."""
         s = self.s
         while s.buffer and s.buffer[0][0] <= upto:
             t, _, _, _, event = heapq.heappop(s.buffer)
@@ -146,7 +149,7 @@ class Engine:
             self._process(event, out)
         if upto > s.watermark:
             s.watermark = upto
-            self._fire_timers(upto, out, inclusive=True)
+        self._fire_timers(upto, out, inclusive=final)
         s.since_purge += 1
         if s.since_purge >= 10000:
             s.since_purge = 0

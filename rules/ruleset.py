@@ -92,7 +92,7 @@ class CompiledRule:
 
 
 def _compile_matches(
-    rule_index: int, rule: Rule, matches: list[Match], field: str
+    rule_index: int, rule: Rule, matches: list[Match], *field: str
 ) -> tuple[CompiledMatch, ...]:
     out = []
     for i, m in enumerate(matches):
@@ -102,7 +102,7 @@ def _compile_matches(
                 where = compile_expr(m.where, event_fields(m.type))
             except ExprError as exc:
                 raise RuleError(
-                    ("rules", rule_index, field, i, "where"), rule.id, str(exc)
+                    ("rules", rule_index, *field, i, "where"), rule.id, str(exc)
                 ) from None
         out.append(CompiledMatch(m.type, m.device_kind, where))
     return tuple(out)
@@ -141,9 +141,9 @@ class RuleSet:
         watch = _compile_matches(i, rule, rule.watch, "watch")
         second: tuple[CompiledMatch, ...] = ()
         if cond.kind == "duration":
-            second = _compile_matches(i, rule, cond.stop, "condition")
+            second = _compile_matches(i, rule, cond.stop, "condition", "stop")
         elif cond.kind == "sequence":
-            second = _compile_matches(i, rule, cond.then, "condition")
+            second = _compile_matches(i, rule, cond.then, "condition", "then")
         types_ = [m.type for m in watch + second]
         if cond.kind != "repeat":
             for k, name in enumerate(rule.key):

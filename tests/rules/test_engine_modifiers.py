@@ -307,27 +307,20 @@ def test_a_pending_source_does_not_inhibit() -> None:
     assert engine.stats["inhibited:eb"] == 0
 
 
-# -- keep_firing_for on conditions that come back during it (bugs) ---------------------------------
+# -- keep_firing_for on conditions that come back during it ---------------------------------------
+# (the absence / sequence-missing timers re-trigger an alert that is in its keep_firing_for)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules/conditions.py on_timer absence branch only triggers when ks.alert is None: a "
-    "device silent again while the old alert is in keep_firing_for is never alerted",
-)
 def test_absence_silent_again_during_keep_firing_for_stays_alerted() -> None:
     rs = ruleset(rule("quiet", "heartbeat", {"kind": "absence", "after": 100}, keep_firing_for=300))
     engine, recs = run_engine(rs, [ev(Heartbeat, 0), ev(Heartbeat, 150)], end=2000)
-    assert changes(recs)[0] == ("quiet", "firing", 100.0)
-    # silent since 150, so from 250 on the device is missing again: it must still be alerted
-    assert [a.state for a in engine.open_alerts()] == ["firing"]
+    # silent since 150, so from 250 on the device is missing again: still the same alert
+    assert changes(recs) == [("quiet", "firing", 100.0)]
+    assert [(a.alert_id, a.state, a.hits) for a in engine.open_alerts()] == [
+        ("quiet/d1#1", "firing", 2)
+    ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules/conditions.py on_timer sequence branch requires ks.alert is None: a new A whose "
-    "B is missing while the old alert is in keep_firing_for is never alerted",
-)
 def test_sequence_missing_again_during_keep_firing_for_stays_alerted() -> None:
     cond = {
         "kind": "sequence",
@@ -339,9 +332,79 @@ def test_sequence_missing_again_during_keep_firing_for_stays_alerted() -> None:
     events = [
         ev(GatewayStatus, 0),
         ev(GatewayStatus, 150, status="online"),
-        ev(GatewayStatus, 160),
+        ev(GatewayStatus, 160),  # offline again and never back online: missing from 260 on
     ]
     engine, recs = run_engine(rs, events, end=2000)
-    assert changes(recs)[0] == ("gw", "firing", 100.0)
-    # offline again at 160 and never back online: missing from 260 on
-    assert [a.state for a in engine.open_alerts()] == ["firing"]
+    assert changes(recs) == [("gw", "firing", 100.0)]
+    assert [(a.alert_id, a.state, a.hits) for a in engine.open_alerts()] == [
+        ("gw/d1#1", "firing", 2)
+    ]
+
+
+def test_absence_back_from_keep_firing_for_resolves_after_the_next_recovery() -> None:
+    rs = ruleset(rule("quiet", "heartbeat", {"kind": "absence", "after": 100}, keep_firing_for=300))
+    beats = [ev(Heartbeat, 0), ev(Heartbeat, 150)] + [
+        ev(Heartbeat, t) for t in range(400, 1001, 50)
+    ]
+    engine, recs = run_engine(rs, beats, end=1000)
+    # missing again at 250 (back in the alert), then speaking every 50 s from 400 on: the
+    # keep_firing_for counts from 400 again, not from 150 and not from the latest heartbeat
+    assert changes(recs) == [("quiet", "firing", 100.0), ("quiet", "resolved", 700.0)]
+    assert (recs[-1]["alert_id"], recs[-1]["hits"]) == ("quiet/d1#1", 2)
+    assert engine.open_alerts() == []
+
+
+# -- keep_firing_for on a recovered device ---------------------------------------------------------
+
+
+def test_absence_with_keep_firing_for_resolves_for_a_recovered_device() -> None:
+    rs = ruleset(rule("quiet", "heartbeat", {"kind": "absence", "after": 600}, keep_firing_for=300))
+    beats = [ev(Heartbeat, 0)] + [ev(Heartbeat, t) for t in range(1000, 3001, 60)]
+    engine, recs = run_engine(rs, beats, end=3000)
+    # back at 1000 and speaking every minute since: resolved keep_firing_for after the FIRST
+    # heartbeat back (later heartbeats do not push the resolution out)
+    assert changes(recs) == [("quiet", "firing", 600.0), ("quiet", "resolved", 1300.0)]
+    assert engine.open_alerts() == []
+
+
+# -- suppressed sustained states come back --------------------------------------------------------
+
+
+def test_a_silence_that_began_off_hours_alerts_when_the_hours_begin() -> None:
+    rules = ruleset(
+        {
+            "id": "quiet-day",
+            "watch": [{"type": "heartbeat"}],
+            "key": ["device_id"],
+            "condition": {"kind": "absence", "after": "30m"},
+            "active_hours": [8, 20],
+        }
+    )
+    engine = Engine(rules, allowed_lateness=0)
+    recs = engine.consume(ev(Heartbeat, 2 * 3600.0))  # 02:00, then silence
+    recs += engine.finish(10 * 3600.0)
+    assert changes(recs) == [("quiet-day", "firing", 8 * 3600.0)]
+    assert engine.stats["off_hours:quiet-day"] == 1
+
+
+def test_a_state_still_true_after_the_cooldown_alerts_when_it_ends() -> None:
+    rules = ruleset(
+        {
+            "id": "clutter",
+            "watch": [{"type": "clutter_detected", "device_kind": "clutter_sensor"}],
+            "key": ["device_id"],
+            "condition": {"kind": "duration", "stop": [{"type": "clutter_cleared"}], "at_least": 60},
+            "cooldown": "1h",
+        }
+    )
+    engine = Engine(rules, allowed_lateness=0)
+    kw = {"device_kind": "clutter_sensor", "floor": 3}
+    recs = engine.consume(ev(ClutterDetected, 0.0, area_share=0.5, dwell_seconds=120.0, **kw))
+    recs += engine.consume(ev(ClutterCleared, 100.0, present_seconds=220.0, **kw))
+    recs += engine.consume(ev(ClutterDetected, 200.0, area_share=0.5, dwell_seconds=120.0, **kw))
+    recs += engine.finish(2 * 3600.0)
+    assert changes(recs) == [
+        ("clutter", "firing", 60.0),
+        ("clutter", "resolved", 100.0),
+        ("clutter", "firing", 3700.0),  # still there when the hour of cooldown is over
+    ]

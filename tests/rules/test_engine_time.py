@@ -112,14 +112,23 @@ MIXED = ruleset(
     rule(
         "argue",
         "ebike_detected",
-        {"kind": "sequence", "then": [{"type": "door_open_too_long"}], "within": 200, "expect": "followed"},
+        {
+            "kind": "sequence",
+            "then": [{"type": "door_open_too_long"}],
+            "within": 200,
+            "expect": "followed",
+        },
     ),
     rule(
         "no-door",
         "ebike_detected",
         {"kind": "sequence", "then": [{"type": "door_open_too_long"}], "within": 150},
     ),
-    {"id": "again", "key": ["device_id"], "condition": {"kind": "repeat", "rule": "eb", "k": 2, "within": 3600}},
+    {
+        "id": "again",
+        "key": ["device_id"],
+        "condition": {"kind": "repeat", "rule": "eb", "k": 2, "within": 3600},
+    },
 )
 
 
@@ -150,7 +159,9 @@ def shuffled(events: list[Any], bound: float, seed: int) -> list[Any]:
     """Each event delayed by less than ``bound``: none arrives ``bound`` after a newer one."""
     rng = np.random.default_rng(seed)
     delay = rng.uniform(0, bound * 0.95, size=len(events))
-    order = np.argsort([e.sim_seconds + d for e, d in zip(events, delay, strict=True)], kind="stable")
+    order = np.argsort(
+        [e.sim_seconds + d for e, d in zip(events, delay, strict=True)], kind="stable"
+    )
     return [events[i] for i in order]
 
 
@@ -172,26 +183,41 @@ def test_late_events_are_counted_and_ignored() -> None:
     assert engine.s.late_ids == ["d2:1"]
 
 
-def test_an_event_exactly_at_the_watermark_is_late() -> None:
+def test_an_event_exactly_allowed_lateness_behind_is_accepted() -> None:
     engine = Engine(ruleset(EB), allowed_lateness=60)
-    assert feed(engine, [ev(EbikeDetected, 1000), ev(EbikeDetected, 940, "d2")])[0]["labels"] == {
-        "estate": "e1",
-        "device_id": "d1",
-    }
+    assert engine.consume(ev(EbikeDetected, 1000)) == []
+    assert changes(engine.consume(ev(EbikeDetected, 940, "d2"))) == [("eb", "firing", 940.0)]
+    recs = engine.finish()
+    assert [(r["alert_id"], r["change"], r["sim_seconds"]) for r in recs] == [
+        ("eb/d2#1", "resolved", 940.0),
+        ("eb/d1#1", "firing", 1000.0),
+        ("eb/d1#1", "resolved", 1000.0),
+    ]
+    assert engine.stats["late"] == 0
+    assert engine.stats["consumed"] == 2
+    assert engine.s.late_ids == []
+
+
+@pytest.mark.parametrize("behind", [60.5, 61.0])
+def test_an_event_older_than_allowed_lateness_behind_is_late(behind: float) -> None:
+    engine = Engine(ruleset(EB), allowed_lateness=60)
+    recs = feed(engine, [ev(EbikeDetected, 1000), ev(EbikeDetected, 1000 - behind, "d2")])
+    assert [r["alert_id"] for r in recs] == ["eb/d1#1", "eb/d1#1"]
     assert engine.stats["late"] == 1
+    assert engine.s.late_ids == ["d2:1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules/engine.py consume: 't <= s.watermark' is late, so with allowed_lateness=0 a second "
-    "event at the same instant (in-order input) is dropped, although the docstring says only events "
-    "older than the watermark are late",
-)
 def test_in_order_events_at_the_same_instant_are_not_late_with_zero_lateness() -> None:
     engine = Engine(ruleset(EB), allowed_lateness=0)
     recs = feed(engine, [ev(EbikeDetected, 10, "d1"), ev(EbikeDetected, 10, "d2")])
     assert engine.stats["late"] == 0
-    assert [r["alert_id"] for r in recs if r["change"] == "firing"] == ["eb/d1#1", "eb/d2#1"]
+    assert engine.stats["consumed"] == 2
+    assert [(r["alert_id"], r["change"], r["sim_seconds"]) for r in recs] == [
+        ("eb/d1#1", "firing", 10.0),
+        ("eb/d2#1", "firing", 10.0),
+        ("eb/d1#1", "resolved", 10.0),
+        ("eb/d2#1", "resolved", 10.0),
+    ]
 
 
 def test_duplicates_are_counted_and_change_nothing() -> None:
@@ -231,15 +257,17 @@ def test_records_wait_for_the_watermark() -> None:
     assert engine.consume(ev(EbikeDetected, 100)) == []
     assert engine.consume(ev(EbikeDetected, 50, "d2")) == []
     assert engine.consume(ev(Heartbeat, 169, "d3")) == []
-    assert changes(engine.consume(ev(Heartbeat, 170, "d3"))) == [
-        ("eb", "firing", 50.0),
-        ("eb", "resolved", 50.0),
-    ]
+    assert changes(engine.consume(ev(Heartbeat, 170, "d3"))) == [("eb", "firing", 50.0)]
+    # the resolution at 50 (keep_firing_for 0) is a timer: it waits until the watermark passes 50
+    assert changes(engine.consume(ev(Heartbeat, 171, "d3"))) == [("eb", "resolved", 50.0)]
     assert engine.consume(ev(Heartbeat, 219, "d3")) == []
     recs = engine.consume(ev(Heartbeat, 220, "d3"))
     assert [(r["alert_id"], r["change"], r["sim_seconds"]) for r in recs] == [
-        ("eb/d1#1", "firing", 100.0),
-        ("eb/d1#1", "resolved", 100.0),
+        ("eb/d1#1", "firing", 100.0)
+    ]
+    recs = engine.finish()
+    assert [(r["alert_id"], r["change"], r["sim_seconds"]) for r in recs] == [
+        ("eb/d1#1", "resolved", 100.0)
     ]
 
 
@@ -248,9 +276,15 @@ def test_timers_at_an_events_time_fire_after_it_and_before_later_events() -> Non
     engine = Engine(rs, allowed_lateness=0)
     engine.consume(ev(EbikeDetected, 0))
     same = engine.consume(ev(EbikeDetected, 100, "d2"))
-    assert [(r["alert_id"], r["change"]) for r in same] == [
-        ("eb/d2#1", "firing"),
-        ("eb/d1#1", "resolved"),
+    assert [(r["alert_id"], r["change"]) for r in same] == [("eb/d2#1", "firing")]
+    # the timer due at 100 waits: another event at 100 is not late and still comes first
+    same = engine.consume(ev(EbikeDetected, 100, "d3"))
+    assert [(r["alert_id"], r["change"]) for r in same] == [("eb/d3#1", "firing")]
+    assert engine.stats["late"] == 0
+    later = engine.consume(ev(EbikeDetected, 101, "d4"))
+    assert [(r["alert_id"], r["change"], r["sim_seconds"]) for r in later] == [
+        ("eb/d1#1", "resolved", 100.0),
+        ("eb/d4#1", "firing", 101.0),
     ]
     engine2 = Engine(rs, allowed_lateness=0)
     engine2.consume(ev(EbikeDetected, 0))
@@ -271,7 +305,26 @@ def test_advance_respects_the_lateness() -> None:
     engine = Engine(ruleset(QUIET), allowed_lateness=60)
     assert engine.consume(ev(Heartbeat, 0)) == []
     assert engine.advance(659) == []
-    assert changes(engine.advance(660)) == [("quiet", "firing", 600.0)]
+    assert engine.advance(660) == []  # watermark 600: the deadline at 600 waits for it to pass
+    assert changes(engine.advance(661)) == [("quiet", "firing", 600.0)]
+
+
+def test_an_event_at_the_watermark_comes_before_the_timers_due_then() -> None:
+    engine = Engine(ruleset(QUIET), allowed_lateness=60)
+    assert engine.consume(ev(Heartbeat, 0)) == []
+    assert engine.advance(660) == []
+    assert engine.consume(ev(Heartbeat, 600)) == []  # at the watermark: not late, and in time
+    assert engine.stats["late"] == 0
+    assert engine.advance(1260) == []
+    assert changes(engine.advance(1261)) == [("quiet", "firing", 1200.0)]
+
+
+def test_finish_fires_the_timers_due_at_the_watermark() -> None:
+    rs = ruleset(rule("eb", "ebike_detected", {"kind": "event"}, keep_firing_for=100))
+    engine = Engine(rs, allowed_lateness=0)
+    assert changes(engine.consume(ev(EbikeDetected, 0))) == [("eb", "firing", 0.0)]
+    assert engine.advance(100) == []
+    assert changes(engine.finish()) == [("eb", "resolved", 100.0)]
 
 
 # -- payloads -------------------------------------------------------------------------------------
@@ -291,8 +344,9 @@ def test_consume_payload_counts_bad_payloads() -> None:
     assert engine.stats["unknown_type"] == 1
     assert engine.stats["consumed"] == 0
     recs = engine.consume_payload(good.model_dump_json().encode())
-    assert changes(recs) == [("eb", "firing", 5.0), ("eb", "resolved", 5.0)]
+    assert changes(recs) == [("eb", "firing", 5.0)]
     assert engine.stats["consumed"] == 1
+    assert changes(engine.finish()) == [("eb", "resolved", 5.0)]
 
 
 # -- snapshot / restore ---------------------------------------------------------------------------
