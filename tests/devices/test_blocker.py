@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from itertools import pairwise
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 import simpy
+from devicekit import NO_OUTAGES, START, build
 
 from devices.base import Cause, Clock, HealthParams, Outage
 from devices.blocker import BlockerParams, EbikeBlocker
 from devices.events import DeviceEvent, parse_event
 
-START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
-NO_OUTAGES = HealthParams(mean_days_between_outages=0)
 DEVICE_ID = "e1-b1-lift1"
 
 
@@ -30,30 +27,17 @@ def make_blocker(
     device_id: str = DEVICE_ID,
     outages: list[Outage] | None = None,
 ) -> tuple[EbikeBlocker, list[DeviceEvent]]:
-    env = simpy.Environment()
-    events: list[DeviceEvent] = []
-
-    def on_outage(outage: Outage, _dev: object) -> None:
-        assert outages is not None
-        outages.append(outage)
-
-    dev = EbikeBlocker(
-        env,
+    return build(
+        EbikeBlocker,
         device_id,
-        estate="e1",
         building="b1",
-        floor=None,
-        clock=Clock(START),
-        rng=np.random.default_rng(seed),
-        health_rng=np.random.default_rng(health_seed),
+        seed=seed,
+        health_seed=health_seed,
         health=health,
-        emit=events.append,
-        on_outage=on_outage if outages is not None else None,
+        install=install,
+        outages=outages,
         params=params or BlockerParams(),
     )
-    if install:
-        dev.install()
-    return dev, events
 
 
 def step_until(env: simpy.Environment, done: Callable[[], bool], limit: float = 60 * 86400) -> None:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 import numpy as np
 import pytest
-import simpy
+from devicekit import build
 
-from devices.base import Cause, Clock, HealthParams
+from devices.base import Cause
 from devices.camera import CameraParams, FallingObjectCamera, is_daylight
 from devices.events import DeviceEvent
 
-START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))  # midnight
-NO_OUTAGES = HealthParams(mean_days_between_outages=0)
 DEVICE_ID = "e1-b3-cam"
 
 
@@ -28,26 +23,17 @@ def make_camera(
     install: bool = True,
 ) -> tuple[FallingObjectCamera, list[DeviceEvent]]:
     """A camera whose simulated clock starts at ``hour`` o'clock on the scenario's first day."""
-    env = simpy.Environment(initial_time=hour * 3600.0)
-    events: list[DeviceEvent] = []
-    cam = FallingObjectCamera(
-        env,
+    return build(
+        FallingObjectCamera,
         DEVICE_ID,
-        estate="e1",
         building="b3",
-        floor=None,
-        clock=Clock(START),
-        rng=np.random.default_rng(seed),
-        health_rng=np.random.default_rng(seed + 1000),
-        health=NO_OUTAGES,
-        emit=events.append,
+        seed=seed,
+        hour=hour,
+        install=install,
         params=params or CameraParams(),
         floors=floors,
         columns=columns,
     )
-    if install:
-        cam.install()
-    return cam, events
 
 
 def alarms(events: list[DeviceEvent]) -> list[DeviceEvent]:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 import numpy as np
 import pytest
-import simpy
+from devicekit import HOUR, build
 
-from devices.base import Cause, Clock, HealthParams
+from devices.base import Cause
 from devices.clutter import ClutterParams, ClutterSensor
 from devices.events import DeviceEvent
 
-START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))  # midnight
-NO_OUTAGES = HealthParams(mean_days_between_outages=0)
-HOUR = 3600.0
 # Deterministic detection unless a test is about noise or recall.
 EXACT = ClutterParams(recall=1.0, area_noise_sd=0.0)
 
@@ -28,24 +22,16 @@ def make_sensor(
     install: bool = True,
 ) -> tuple[ClutterSensor, list[DeviceEvent]]:
     """A sensor whose simulated clock starts at ``hour`` o'clock on the scenario's first day."""
-    env = simpy.Environment(initial_time=hour * HOUR)
-    events: list[DeviceEvent] = []
-    sensor = ClutterSensor(
-        env,
+    return build(
+        ClutterSensor,
         "e1-b2-u1-f7-clutter",
-        estate="e1",
         building="b2",
         floor=7,
-        clock=Clock(START),
-        rng=np.random.default_rng(seed),
-        health_rng=np.random.default_rng(seed + 1000),
-        health=NO_OUTAGES,
-        emit=events.append,
+        seed=seed,
+        hour=hour,
+        install=install,
         params=params,
     )
-    if install:
-        sensor.install()
-    return sensor, events
 
 
 def clutter(events: list[DeviceEvent]) -> list[DeviceEvent]:

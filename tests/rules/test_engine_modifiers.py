@@ -3,13 +3,9 @@ escalation and inhibition, each pinned as the exact list of (rule, change, time)
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import pytest
+from enginekit import changes, ev, rule, ruleset, run, run_engine
 
 from devices.events import (
     ClutterCleared,
@@ -18,75 +14,11 @@ from devices.events import (
     EbikeDetected,
     GatewayStatus,
     Heartbeat,
-    event_id,
 )
 from rules.engine import Engine
-from rules.model import RuleFile
 from rules.ruleset import RuleSet
 
-START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
 HOUR = 3600
-KIND: dict[type, str] = {
-    ClutterDetected: "clutter_sensor",
-    ClutterCleared: "clutter_sensor",
-    GatewayStatus: "gateway",
-}
-DEFAULTS: dict[type, dict[str, Any]] = {
-    EbikeDetected: {"confidence": 0.9, "object_class": "ebike"},
-    ClutterDetected: {"area_share": 0.5, "dwell_seconds": 60.0},
-    ClutterCleared: {"present_seconds": 10.0},
-    DeviceFault: {"code": "lens"},
-    GatewayStatus: {"status": "offline"},
-}
-_seq: defaultdict[str, int] = defaultdict(int)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_seq() -> Iterator[None]:
-    _seq.clear()
-    yield
-
-
-def ev(cls: type, t: float, device: str = "d1", seq: int | None = None, **fields: Any) -> Any:
-    if seq is None:
-        _seq[device] += 1
-        seq = _seq[device]
-    data: dict[str, Any] = {"device_kind": KIND.get(cls, "ebike_blocker"), "estate": "e1"}
-    data.update(building="b1", floor=3, **DEFAULTS.get(cls, {}))
-    data.update(fields)
-    return cls(
-        event_id=event_id(device, seq),
-        device_id=device,
-        time=START + timedelta(seconds=t),
-        sim_seconds=t,
-        seq=seq,
-        **data,
-    )
-
-
-def ruleset(*rules: dict[str, Any]) -> RuleSet:
-    return RuleSet(RuleFile.model_validate({"rules": list(rules)}))
-
-
-def run_engine(
-    rules: RuleSet, events: list[Any], end: float | None = None
-) -> tuple[Engine, list[dict[str, Any]]]:
-    engine = Engine(rules, allowed_lateness=0)
-    out = [r for e in events for r in engine.consume(e)]
-    return engine, out + engine.finish(end)
-
-
-def run(rules: RuleSet, events: list[Any], end: float | None = None) -> list[dict[str, Any]]:
-    return run_engine(rules, events, end)[1]
-
-
-def changes(records: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
-    return [(r["rule_id"], r["change"], r["sim_seconds"]) for r in records]
-
-
-def rule(rid: str, watch: str | list[dict[str, Any]], cond: dict[str, Any], **kw: Any) -> dict:
-    w = [{"type": watch}] if isinstance(watch, str) else watch
-    return {"id": rid, "watch": w, "key": ["device_id"], "condition": cond, **kw}
 
 
 EVENT = {"kind": "event"}
@@ -393,7 +325,11 @@ def test_a_state_still_true_after_the_cooldown_alerts_when_it_ends() -> None:
             "id": "clutter",
             "watch": [{"type": "clutter_detected", "device_kind": "clutter_sensor"}],
             "key": ["device_id"],
-            "condition": {"kind": "duration", "stop": [{"type": "clutter_cleared"}], "at_least": 60},
+            "condition": {
+                "kind": "duration",
+                "stop": [{"type": "clutter_cleared"}],
+                "at_least": 60,
+            },
             "cooldown": "1h",
         }
     )

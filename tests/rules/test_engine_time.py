@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections import defaultdict
-from collections.abc import Iterator
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from enginekit import changes, ev, feed, rule, ruleset
 
 from devices.events import (
     ClutterCleared,
@@ -21,73 +18,8 @@ from devices.events import (
     EbikeDetected,
     FallingObject,
     Heartbeat,
-    event_id,
 )
 from rules.engine import Engine
-from rules.model import RuleFile
-from rules.ruleset import RuleSet
-
-START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
-KIND: dict[type, str] = {
-    FallingObject: "falling_object_camera",
-    ClutterDetected: "clutter_sensor",
-    ClutterCleared: "clutter_sensor",
-}
-DEFAULTS: dict[type, dict[str, Any]] = {
-    EbikeDetected: {"confidence": 0.9, "object_class": "ebike"},
-    DoorOpenTooLong: {"held_seconds": 130.0},
-    FallingObject: {
-        "estimated_floor": 9,
-        "estimated_column": 2,
-        "confidence": 0.9,
-        "floors_spanned": 4,
-        "clip_id": "c1",
-    },
-    ClutterDetected: {"area_share": 0.5, "dwell_seconds": 60.0},
-    ClutterCleared: {"present_seconds": 10.0},
-}
-_seq: defaultdict[str, int] = defaultdict(int)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_seq() -> Iterator[None]:
-    _seq.clear()
-    yield
-
-
-def ev(cls: type, t: float, device: str = "d1", seq: int | None = None, **fields: Any) -> Any:
-    if seq is None:
-        _seq[device] += 1
-        seq = _seq[device]
-    data: dict[str, Any] = {"device_kind": KIND.get(cls, "ebike_blocker"), "estate": "e1"}
-    data.update(building="b1", floor=3, **DEFAULTS.get(cls, {}))
-    data.update(fields)
-    return cls(
-        event_id=event_id(device, seq),
-        device_id=device,
-        time=START + timedelta(seconds=t),
-        sim_seconds=t,
-        seq=seq,
-        **data,
-    )
-
-
-def ruleset(*rules: dict[str, Any], **top: Any) -> RuleSet:
-    return RuleSet(RuleFile.model_validate({"rules": list(rules), **top}))
-
-
-def feed(engine: Engine, events: list[Any], end: float | None = None) -> list[dict[str, Any]]:
-    out = [r for e in events for r in engine.consume(e)]
-    return out + engine.finish(end)
-
-
-def changes(records: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
-    return [(r["rule_id"], r["change"], r["sim_seconds"]) for r in records]
-
-
-def rule(rid: str, watch: str, cond: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    return {"id": rid, "watch": [{"type": watch}], "key": ["device_id"], "condition": cond, **kw}
-
 
 EB = rule("eb", "ebike_detected", {"kind": "event"})
 QUIET = rule("quiet", "heartbeat", {"kind": "absence", "after": 600})

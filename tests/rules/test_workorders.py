@@ -3,13 +3,9 @@ records at the SLA times, closed when a sustained hazard goes away, re-opened by
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import pytest
+from enginekit import changes, ev, ruleset, run_engine
 
 from devices.events import (
     ClutterCleared,
@@ -17,71 +13,9 @@ from devices.events import (
     DoorOpenTooLong,
     StaffArrived,
     StaffDone,
-    event_id,
 )
-from rules.engine import Engine
-from rules.model import RuleFile, WorkOrderSpec
-from rules.ruleset import RuleSet
+from rules.model import WorkOrderSpec
 from rules.workorders import WorkOrder, workorder_figures
-
-START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
-KIND: dict[type, str] = {
-    ClutterDetected: "clutter_sensor",
-    ClutterCleared: "clutter_sensor",
-    StaffArrived: "staff_app",
-    StaffDone: "staff_app",
-}
-DEFAULTS: dict[type, dict[str, Any]] = {
-    DoorOpenTooLong: {"held_seconds": 130.0},
-    ClutterDetected: {"area_share": 0.5, "dwell_seconds": 60.0},
-    ClutterCleared: {"present_seconds": 10.0},
-    StaffArrived: {"action": "check"},
-    StaffDone: {"action": "check", "outcome": "done"},
-}
-_seq: defaultdict[str, int] = defaultdict(int)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_seq() -> Iterator[None]:
-    _seq.clear()
-    yield
-
-
-def ev(cls: type, t: float, device: str = "d1", seq: int | None = None, **fields: Any) -> Any:
-    if seq is None:
-        _seq[device] += 1
-        seq = _seq[device]
-    data: dict[str, Any] = {"device_kind": KIND.get(cls, "ebike_blocker"), "estate": "e1"}
-    data.update(building="b1", floor=3, **DEFAULTS.get(cls, {}))
-    data.update(fields)
-    return cls(
-        event_id=event_id(device, seq),
-        device_id=device,
-        time=START + timedelta(seconds=t),
-        sim_seconds=t,
-        seq=seq,
-        **data,
-    )
-
-
-def ruleset(*rules: dict[str, Any]) -> RuleSet:
-    return RuleSet(RuleFile.model_validate({"rules": list(rules)}))
-
-
-def run_engine(
-    rules: RuleSet, events: list[Any], end: float | None = None
-) -> tuple[Engine, list[dict[str, Any]]]:
-    engine = Engine(rules, allowed_lateness=0)
-    out = [r for e in events for r in engine.consume(e)]
-    return engine, out + engine.finish(end)
-
-
-def changes(records: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
-    """Alert records as (rule, change, t); work-order records as ("WO", change, t)."""
-    return [
-        (r["rule_id"] if r["record"] == "alert" else "WO", r["change"], r["sim_seconds"])
-        for r in records
-    ]
 
 
 def wo_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
