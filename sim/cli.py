@@ -43,11 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="override the scenario's seed")
     run.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="rule file (default rules)")
     run.add_argument("--out", type=Path, help="run folder (default runs/NAME-sSEED-dDAYS)")
-    run.add_argument(
-        "--broker",
-        default="none",
-        help="'none' (in-process); MQTT brokers arrive with the MQTT transport",
-    )
+    _broker_options(run, default="embedded")
+    run.add_argument("--qos", type=int, default=1, help="device events' QoS, 0 or 1 (default 1)")
     run.add_argument("--speed", type=float, help="scaled real time: simulated seconds per second")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -67,10 +64,97 @@ def _parser() -> argparse.ArgumentParser:
     rsub = rules.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
     rt = rsub.add_parser("test", help="run rule tests (promtool style)")
     rt.add_argument("files", nargs="+", type=Path)
+    rs = rsub.add_parser("serve", help="the rules engine as a service on live MQTT")
+    _broker_options(rs, default=None)
+    rs.add_argument("--rules", type=Path, default=DEFAULT_RULES)
+    rs.add_argument("--estates", help="comma-separated estate ids this worker owns")
+    rs.add_argument("--partition", help="K/N: own the estates whose stable hash is K mod N")
+    rs.add_argument(
+        "--state", type=Path, help="engine snapshot file: restored on start, saved often"
+    )
+    rs.add_argument("--client-id", help="MQTT client id (a persistent session is kept under it)")
+    rs.add_argument("--max-bytes", type=int, default=16384, help="payload size limit")
+    rs.add_argument(
+        "--wall-clock", action="store_true", help="advance timers by the wall clock (live devices)"
+    )
+
+    wat = sub.add_parser("watch", help="print alerts (or any topic) as they arrive")
+    _broker_options(wat, default=None)
+    wat.add_argument("topic", nargs="?", help="default PREFIX/alerts/#")
+    wat.add_argument("--count", type=int, help="stop after N messages")
+    wat.add_argument("--timeout", type=float, help="stop after N seconds")
+
+    brk = sub.add_parser("broker", help="run the embedded MQTT broker on its own")
+    brk.add_argument(
+        "--kind", default="auto", help="auto (mosquitto if installed), mosquitto, amqtt"
+    )
+    brk.add_argument("--port", type=int, help="default: a free port")
 
     sch = sub.add_parser("schema", help="print a JSON Schema")
     sch.add_argument("which", choices=sorted(SCHEMAS))
     return p
+
+
+def _broker_options(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--broker",
+        default=default,
+        required=default is None,
+        help="'embedded' (a broker of our own on 127.0.0.1), 'none' (in-process), "
+        "or mqtt[s]://[user:pass@]host:port",
+    )
+    p.add_argument("--prefix", default="pm", help="topic prefix (default pm)")
+    p.add_argument("--ca", type=Path, help="mqtts: CA certificate file")
+    p.add_argument("--cert", type=Path, help="mqtts: client certificate file")
+    p.add_argument("--key", type=Path, help="mqtts: client key file")
+
+
+def _link(args: argparse.Namespace) -> Any:
+    from sim.carrier import Link
+    from sim.mqtturl import TLSFiles
+
+    def announce(text: str) -> None:
+        print(f"pmsim: {text}", file=sys.stderr, flush=True)
+
+    link = Link(
+        broker=args.broker,
+        prefix=args.prefix,
+        qos=getattr(args, "qos", 1),
+        tls=TLSFiles(args.ca, args.cert, args.key),
+        announce=announce,
+    )
+    link.check()
+    return link
+
+
+def _url(args: argparse.Namespace) -> Any:
+    from sim.mqtturl import TLSFiles, parse_broker_url
+
+    if args.broker in ("none", "embedded"):
+        raise BadInput(f"--broker {args.broker}: this command needs a broker URL, mqtt://host:port")
+    return parse_broker_url(args.broker, TLSFiles(args.ca, args.cert, args.key))
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from sim.serve import ServeOptions, parse_partition, serve
+
+    if args.max_bytes < 256:
+        raise BadInput(f"--max-bytes {args.max_bytes}: at least 256")
+    estates = (
+        frozenset(e.strip() for e in args.estates.split(",") if e.strip()) if args.estates else None
+    )
+    opts = ServeOptions(
+        url=_url(args),
+        rules_path=args.rules,
+        prefix=args.prefix,
+        estates=estates,
+        partition=parse_partition(args.partition) if args.partition else None,
+        state=args.state,
+        client_id=args.client_id,
+        max_bytes=args.max_bytes,
+        wall_clock=args.wall_clock,
+    )
+    return serve(opts)
 
 
 def _tick(bar: Any) -> None:
@@ -84,10 +168,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario
     from sim.summary import format_summary
 
-    if args.broker != "none":
-        raise BadInput(
-            f"--broker {args.broker}: only 'none' (in-process) is available in this build"
-        )
+    link = _link(args)
     if args.days is not None and args.days < 1:
         raise BadInput(f"--days {args.days}: must be at least 1")
     if args.seed is not None and args.seed < 0:
@@ -111,6 +192,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             days=days,
             seed=seed,
             rules_path=args.rules,
+            link=link,
             speed=args.speed,
             on_day=lambda d: _tick(bar),
         )
@@ -160,8 +242,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_rules.replay(args.source, args.rules, args.out)
         if args.command == "score":
             return cmd_rules.score(args.run_dir, args.rules)
-        if args.command == "rules":
+        if args.command == "rules" and args.rules_command == "test":
             return cmd_rules.rules_test(args.files)
+        if args.command == "rules":
+            return _cmd_serve(args)
+        if args.command == "watch":
+            from sim.watch import watch
+
+            topic = args.topic or f"{args.prefix}/alerts/#"
+            return watch(_url(args), topic, sys.stdout, count=args.count, timeout=args.timeout)
+        if args.command == "broker":
+            from sim.broker import serve_forever
+
+            return serve_forever(args.kind, args.port)
         print(json.dumps(SCHEMAS[args.which](), ensure_ascii=False, indent=2))
         return 0
     except BadInput as exc:

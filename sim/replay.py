@@ -8,7 +8,7 @@ byte-identical ``alerts.jsonl``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +29,7 @@ class RecordWriter:
         self.alerts = alerts
         self.workorders = workorders
         self.counts = {"alert": 0, "workorder": 0}
+        self.publish: Callable[[Record], None] | None = None  # e.g. onto the broker
 
     def __call__(self, topic: str, event: DeviceEvent) -> None:
         self.write(self.engine.consume(event))
@@ -39,6 +40,8 @@ class RecordWriter:
             fh.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")))
             fh.write("\n")
             self.counts[r["record"]] += 1
+            if self.publish is not None:
+                self.publish(r)
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -30,17 +30,18 @@ from rules.score import score_rules
 from rules.workorders import workorder_figures
 from sim.behaviour import start_households
 from sim.calendar import DAY, start_datetime
+from sim.carrier import Link, carry_events
 from sim.errors import BadInput
 from sim.property import PropertyCompany
 from sim.replay import RecordWriter, read_jsonl, write_score
 from sim.rulefiles import DEFAULT_RULES, load_rules
 from sim.scenario import Scenario
 from sim.streams import Streams
-from sim.transport import InProcessTransport, Transport
+from sim.transport import Transport
 from sim.truth import TruthLedger
 from sim.world import World
 
-__all__ = ["RunResult", "Simulation", "prepare_out_dir", "run_to_folder", "versions"]
+__all__ = ["Link", "RunResult", "Simulation", "prepare_out_dir", "run_to_folder", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -120,6 +121,7 @@ class RunResult:
     devices: int
     households: int
     score: dict[str, Any] = field(default_factory=dict)
+    mqtt: dict[str, Any] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -144,10 +146,12 @@ def run_to_folder(
     days: int,
     seed: int,
     rules_path: Path = DEFAULT_RULES,
+    link: Link | None = None,
     speed: float | None = None,
     on_day: Callable[[int], None] | None = None,
 ) -> RunResult:
     ruleset = load_rules(rules_path)  # bad rules: refused before anything is written
+    link = link or Link()
     prepare_out_dir(out)
     resolved = scenario.model_copy(update={"days": days, "seed": seed})
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +161,6 @@ def run_to_folder(
     tmp.mkdir()
     try:
         started = time.perf_counter()
-        transport = InProcessTransport()
         engine = Engine(ruleset)
         with (
             open(tmp / "events.jsonl", "w", encoding="utf-8", newline="\n") as fh,
@@ -165,11 +168,13 @@ def run_to_folder(
             open(tmp / "workorders.jsonl", "w", encoding="utf-8", newline="\n") as fw,
         ):
             log = EventLog(fh)
-            transport.subscribe(log)
             writer = RecordWriter(engine, fa, fw)
-            transport.subscribe(writer)
-            sim = Simulation(resolved, transport, days=days, seed=seed, speed=speed)
-            sim.run(on_day)
+            with carry_events(
+                link, log, writer, run_id=f"{resolved.name}-s{seed}-{os.getpid()}"
+            ) as (transport, finish_transport):
+                sim = Simulation(resolved, transport, days=days, seed=seed, speed=speed)
+                sim.run(on_day)
+                mqtt_info = finish_transport()
             writer.write(engine.finish(days * DAY))
         wall = time.perf_counter() - started
         with open(tmp / "truth.jsonl", "w", encoding="utf-8", newline="\n") as fh:
@@ -209,6 +214,7 @@ def run_to_folder(
             devices=sum(len(e.devices) for e in sim.world.estates.values()),
             households=households,
             score=score,
+            mqtt=mqtt_info,
         )
         run_json = {
             "versions": versions(),
@@ -216,7 +222,7 @@ def run_to_folder(
             "start": resolved.start.isoformat(),
             "days": days,
             "seed": seed,
-            "broker": "none",
+            "broker": mqtt_info,
             "counts": {
                 "events": result.events,
                 "events_by_kind": by_kind,

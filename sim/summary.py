@@ -64,6 +64,15 @@ def format_summary(r: RunResult) -> str:
     parts += ["Staff responses (truth)", table(["action", "count"], rows), ""]
     if r.score:
         parts += [format_score(r.score), ""]
+    m = r.mqtt
+    if m.get("kind", "none") != "none":
+        dead = sum(m["dead_letters"].values())
+        parts += [
+            f"MQTT ({m['kind']}, {m['url']}, MQTT {m['protocol']}, QoS {m['qos']}): "
+            f"{m['published']} events published, {m['consumed']} consumed by the engine, "
+            f"{m['lost']} lost, {dead} dead-lettered",
+            "",
+        ]
     parts.append(f"Run folder: {r.out}")
     return "\n".join(parts)
 

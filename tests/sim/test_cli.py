@@ -17,7 +17,12 @@ def test_run_writes_the_run_folder_and_prints_a_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    assert main(["run", str(TINY), "--days", "2", "--seed", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            ["run", str(TINY), "--days", "2", "--seed", "3", "--out", str(out), "--broker", "none"]
+        )
+        == 0
+    )
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "alerts.jsonl",
@@ -40,7 +45,7 @@ def test_run_writes_the_run_folder_and_prints_a_summary(
     ):
         assert heading in text
     run = json.loads((out / "run.json").read_text())
-    assert run["seed"] == 3 and run["days"] == 2 and run["broker"] == "none"
+    assert run["seed"] == 3 and run["days"] == 2 and run["broker"]["kind"] == "none"
     assert run["counts"]["events"] == sum(1 for _ in (out / "events.jsonl").open())
     assert {"python", "pmsim", "simpy", "numpy", "pydantic"} <= set(run["versions"])
     assert run["timings"]["wall_seconds"] > 0
@@ -90,7 +95,9 @@ def test_validate_reports_every_file(tmp_path: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(
     "argv",
     [
-        ["run", str(TINY), "--broker", "mqtt://127.0.0.1:1883"],
+        ["run", str(TINY), "--broker", "ftp://127.0.0.1:1883"],
+        ["run", str(TINY), "--broker", "mqtt://127.0.0.1:notaport"],
+        ["run", str(TINY), "--qos", "2", "--broker", "none"],
         ["run", str(TINY), "--days", "0"],
         ["run", str(TINY), "--seed", "-1"],
         ["run", str(TINY), "--days", "many"],
@@ -116,9 +123,39 @@ def test_run_refuses_to_overwrite_a_folder_that_is_not_a_run(
 
 def test_rerun_replaces_a_previous_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert main(["run", str(TINY), "--days", "1", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(TINY),
+                "--days",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--broker",
+                "none",
+            ]
+        )
+        == 0
+    )
     first = (out / "events.jsonl").read_bytes()
-    assert main(["run", str(TINY), "--days", "2", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(TINY),
+                "--days",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--broker",
+                "none",
+            ]
+        )
+        == 0
+    )
     assert len((out / "events.jsonl").read_bytes()) > len(first)
 
 
@@ -133,9 +170,35 @@ def test_speed_runs_in_scaled_real_time_with_the_same_events(tmp_path: Path) -> 
 
     fast = tmp_path / "fast"
     paced = tmp_path / "paced"
-    assert main(["run", str(TINY), "--days", "1", "--out", str(fast), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(TINY),
+                "--days",
+                "1",
+                "--out",
+                str(fast),
+                "--no-progress",
+                "--broker",
+                "none",
+            ]
+        )
+        == 0
+    )
     t0 = time.perf_counter()
-    argv = ["run", str(TINY), "--days", "1", "--out", str(paced), "--speed", "432000"]
+    argv = [
+        "run",
+        str(TINY),
+        "--days",
+        "1",
+        "--out",
+        str(paced),
+        "--speed",
+        "432000",
+        "--broker",
+        "none",
+    ]
     assert main([*argv, "--no-progress"]) == 0
     assert time.perf_counter() - t0 >= 0.2  # one simulated day at 432,000x is 0.2 s of wall time
     assert (fast / "events.jsonl").read_bytes() == (paced / "events.jsonl").read_bytes()

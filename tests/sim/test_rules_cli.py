@@ -157,7 +157,16 @@ def test_bad_rules_on_run_exit_2_before_any_folder(
 @pytest.fixture(scope="module")
 def xinhong_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("x") / "run"
-    argv = ["run", str(ROOT / "seeds" / "xinhong.yaml"), "--days", "7", "--seed", "1"]
+    argv = [
+        "run",
+        str(ROOT / "seeds" / "xinhong.yaml"),
+        "--days",
+        "7",
+        "--seed",
+        "1",
+        "--broker",
+        "none",
+    ]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0
     return out
 

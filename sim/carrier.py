@@ -1,0 +1,154 @@
+"""How a run's events travel to its rules engine: in-process, or over a broker (embedded or not).
+
+Either way ``events.jsonl`` is written as the simulation publishes, and the engine consumes the
+same events in the same order, so a run's alerts do not depend on the carrier. Over MQTT the engine
+consumes what came off the broker (re-sequenced into publish order, see :mod:`sim.sequencer`), and
+publishes its alerts and work-order changes back to the broker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from devices.events import DeviceEvent
+from rules.engine import Record
+from sim.errors import BadInput
+from sim.mqtturl import TLSFiles, parse_broker_url
+from sim.replay import RecordWriter
+from sim.transport import InProcessTransport, Subscriber, Transport
+
+__all__ = ["Link", "carry_events", "record_topic"]
+
+BACKLOG_LIMIT = 50_000  # events published but not yet consumed before the simulation waits
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass
+class Link:
+    """The ``--broker`` choice and its options."""
+
+    broker: str = "none"  # "none", "embedded", or mqtt[s]://user:pass@host:port
+    prefix: str = "pm"
+    qos: int = 1
+    tls: TLSFiles = field(default_factory=TLSFiles)
+    announce: Callable[[str], None] = _quiet
+    idle_timeout: float = 15.0
+
+    def check(self) -> None:
+        """Refuse a bad link before anything starts."""
+        if self.qos not in (0, 1):
+            raise BadInput(f"--qos {self.qos}: must be 0 or 1")
+        if not self.prefix or any(c in self.prefix for c in "#+") or self.prefix.endswith("/"):
+            raise BadInput(
+                f"--prefix {self.prefix!r}: a topic level without '#', '+' or a trailing '/'"
+            )
+        if self.broker not in ("none", "embedded"):
+            parse_broker_url(self.broker, self.tls)
+
+
+def record_topic(prefix: str, record: Record) -> str:
+    if record["record"] == "alert":
+        return f"{prefix}/alerts/{record['labels'].get('estate', '-')}/{record['rule_id']}"
+    return f"{prefix}/workorders/{record.get('estate') or '-'}"
+
+
+@contextmanager
+def carry_events(
+    link: Link, log: Subscriber, writer: RecordWriter, *, run_id: str
+) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]]]]:
+    """Yield ``(transport, finish)``: publish through ``transport``; ``finish()`` waits until the
+    engine has consumed everything and returns what the run folder says about the carrier."""
+    link.check()
+    if link.broker == "none":
+        local = InProcessTransport(link.prefix)
+        local.subscribe(log)
+        local.subscribe(writer)
+        yield local, lambda: {"kind": "none", "published": local.published}
+        return
+    with _over_mqtt(link, log, writer, run_id) as pair:
+        yield pair
+
+
+@contextmanager
+def _over_mqtt(
+    link: Link, log: Subscriber, writer: RecordWriter, run_id: str
+) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]]]]:
+    from sim.intake import Intake
+    from sim.mqtt_transport import MqttTransport
+    from sim.sequencer import Sequencer
+
+    embedded: Any = None
+    if link.broker == "embedded":
+        from sim.broker import BrokerError, EmbeddedBroker
+
+        try:
+            embedded = EmbeddedBroker().start()
+        except BrokerError as exc:
+            raise BadInput(str(exc)) from None
+        url = parse_broker_url(embedded.url)
+        link.announce(
+            f"embedded broker: {embedded.describe()} - watch with: "
+            f"mosquitto_sub -h {url.host} -p {url.port} -t '{link.prefix}/#' -v"
+        )
+    else:
+        url = parse_broker_url(link.broker, link.tls)
+        link.announce(f"broker: {url}")
+    intake: Intake | None = None
+    transport: MqttTransport | None = None
+    try:
+        seq = Sequencer(lambda e: writer("", e))
+        intake = Intake(
+            url, prefix=link.prefix, client_id=f"pmsim-{run_id}-engine", on_event=seq.arrived
+        )
+        intake.start()
+        publish_record = intake.publish
+
+        def out(rec: Record) -> None:
+            publish_record(record_topic(link.prefix, rec), json.dumps(rec, ensure_ascii=False), 1)
+
+        writer.publish = out
+        transport = MqttTransport(url, prefix=link.prefix, qos=link.qos, run_id=run_id)
+
+        def expect(_topic: str, event: DeviceEvent) -> None:
+            if not seq.wait_backlog_below(BACKLOG_LIMIT, 60.0):
+                raise BadInput(f"broker {url}: the engine received nothing for 60 s")
+            seq.expect(event.event_id)
+
+        transport.subscribe(log)
+        transport.subscribe(expect)
+
+        def finish() -> dict[str, Any]:
+            assert transport is not None and intake is not None
+            transport.flush()
+            lost = seq.finish(link.idle_timeout)
+            return {
+                "kind": embedded.kind if embedded is not None else "external",
+                "url": str(url),
+                "protocol": transport.protocol,
+                "qos": link.qos,
+                "prefix": link.prefix,
+                "published": transport.published,
+                "acknowledged": transport.acked,
+                "consumed": seq.fed,
+                "duplicates": seq.duplicates,
+                "lost": len(lost),
+                "lost_ids": lost[:100],
+                "dead_letters": dict(sorted(intake.dead.items())),
+            }
+
+        yield transport, finish
+    finally:
+        writer.publish = None
+        if transport is not None:
+            transport.close()
+        if intake is not None:
+            intake.stop()
+        if embedded is not None:
+            embedded.stop()

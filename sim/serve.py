@@ -1,0 +1,147 @@
+"""``pmsim rules serve``: the rules engine as a long-running service on live MQTT.
+
+It subscribes to the device topics with a persistent session (so the broker queues events while it
+is down), validates every payload (bad ones go to the dead-letter topic), drops redelivered events
+by id, publishes alerts and work-order changes, and can own a subset of estates so several workers
+split a district. paho reconnects with backoff and the intake resubscribes on every connect. With
+``--state FILE`` the engine's state is saved periodically and on exit, and restored on start, so a
+restarted service resumes its windows and timers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from devices.events import DeviceEvent
+from rules.engine import Engine, Record
+from sim.carrier import record_topic
+from sim.errors import BadInput
+from sim.intake import DEFAULT_MAX_PAYLOAD, Intake
+from sim.mqtturl import BrokerURL
+from sim.rulefiles import load_rules
+
+__all__ = ["ServeOptions", "owns", "parse_partition", "serve"]
+
+
+def parse_partition(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise BadInput(f"--partition {text!r}: expected K/N, e.g. 0/3") from None
+    if n < 1 or not 0 <= k < n:
+        raise BadInput(f"--partition {text!r}: need 0 <= K < N")
+    return k, n
+
+
+def owns(estate: str, estates: frozenset[str] | None, partition: tuple[int, int] | None) -> bool:
+    """Whether this worker handles ``estate``: listed, or in its share of a stable hash."""
+    if estates is not None and estate not in estates:
+        return False
+    if partition is not None:
+        k, n = partition
+        h = int.from_bytes(hashlib.blake2b(estate.encode("utf-8"), digest_size=8).digest(), "big")
+        return h % n == k
+    return True
+
+
+@dataclass
+class ServeOptions:
+    url: BrokerURL
+    rules_path: Path
+    prefix: str = "pm"
+    estates: frozenset[str] | None = None
+    partition: tuple[int, int] | None = None
+    state: Path | None = None
+    client_id: str | None = None
+    max_bytes: int = DEFAULT_MAX_PAYLOAD
+    wall_clock: bool = False
+    snapshot_every: float = 10.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def _save(engine: Engine, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(engine.snapshot())
+    os.replace(tmp, path)  # atomic: a crash leaves the old snapshot or the new one
+
+
+def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    rules = load_rules(opts.rules_path)
+    engine = Engine(rules)
+    if opts.state is not None and opts.state.exists():
+        try:
+            engine = Engine.restore(rules, opts.state.read_bytes())
+        except Exception as exc:  # a snapshot we cannot read is bad input, not a crash
+            raise BadInput(f"--state {opts.state}: not a snapshot of these rules: {exc}") from None
+    skipped: Counter[str] = Counter()
+    intake: Intake
+
+    def publish(records: list[Record]) -> None:
+        for r in records:
+            intake.publish(record_topic(opts.prefix, r), json.dumps(r, ensure_ascii=False), 1)
+
+    def on_event(event: DeviceEvent) -> None:
+        if not owns(event.estate, opts.estates, opts.partition):
+            skipped["not_mine"] += 1
+            return
+        publish(engine.consume(event))
+
+    part = f"-p{opts.partition[0]}of{opts.partition[1]}" if opts.partition else ""
+    intake = Intake(
+        opts.url,
+        prefix=opts.prefix,
+        client_id=opts.client_id or f"pmsim-rules{part}",
+        on_event=on_event,
+        max_bytes=opts.max_bytes,
+        clean=False,
+    )
+    intake.start()
+
+    def stop(_sig: int, _frame: FrameType | None) -> None:
+        opts.stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+    scope = ", ".join(sorted(opts.estates)) if opts.estates else "all estates"
+    if opts.partition:
+        scope += f", partition {opts.partition[0]}/{opts.partition[1]}"
+    print(
+        f"pmsim rules serve: {len(rules.rules)} rules from {opts.rules_path}, broker {opts.url}, "
+        f"{scope}; dead letters to {opts.prefix}/deadletter (Ctrl-C to stop)",
+        file=out,
+        flush=True,
+    )
+    last_save = time.monotonic()
+    try:
+        while not opts.stop.wait(0.5):
+            with intake.lock:
+                if opts.wall_clock and engine.s.epoch is not None:
+                    now = (datetime.now(UTC) - engine.s.epoch).total_seconds()
+                    publish(engine.advance(now))
+                if opts.state is not None and time.monotonic() - last_save >= opts.snapshot_every:
+                    _save(engine, opts.state)
+                    last_save = time.monotonic()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        intake.stop()
+        with intake.lock:
+            if opts.state is not None:
+                _save(engine, opts.state)
+        stats = dict(sorted({**engine.stats, **skipped}.items()))
+        dead = dict(sorted(intake.dead.items()))
+        print(f"pmsim rules serve: stopped; {stats}; dead letters {dead}", file=out, flush=True)
+    return 0
