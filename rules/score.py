@@ -126,6 +126,7 @@ def score_rules(
             "severity_weighted_recall": _r(weight_hit / weight_all) if weight_all else None,
             "ttd_median_s": _r(_pct(ttd, 0.5), 1),
             "ttd_p90_s": _r(_pct(ttd, 0.9), 1),
+            "ttd_total_s": _r(sum(ttd), 1),
             "duplicates_per_incident": _r(
                 statistics.fmean(hits_per_incident[i["id"]] - 1 for i in caught) if caught else None
             ),

@@ -13,6 +13,7 @@ from typing import Any
 from devices.events import event_adapter
 from rules.model import RuleFile
 from rules.ruletest import RuleTestFile
+from rules.space import SearchSpace
 from sim.errors import BadInput
 from sim.rulefiles import DEFAULT_RULES, rules_from_loaded
 from sim.scenario import Scenario, check_scenario
@@ -21,6 +22,7 @@ from sim.yamlio import load_yaml, validate_loaded
 __all__ = ["main"]
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "space": SearchSpace.model_json_schema,
     "scenario": Scenario.model_json_schema,
     "event": event_adapter.json_schema,
     "rules": RuleFile.model_json_schema,
@@ -47,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--qos", type=int, default=1, help="device events' QoS, 0 or 1 (default 1)")
     run.add_argument("--speed", type=float, help="scaled real time: simulated seconds per second")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--replications", type=int, help="run N seeds (seed, seed+1, ...) and report intervals"
+    )
+    _executor_options(run)
 
     val = sub.add_parser("validate", help="check scenario, rule and rule-test files")
     val.add_argument("files", nargs="+", type=Path)
@@ -90,9 +96,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     brk.add_argument("--port", type=int, help="default: a free port")
 
+    tun = sub.add_parser("tune", help="search rule parameters across seeds")
+    tun.add_argument("scenario", type=Path)
+    tun.add_argument("--rules", type=Path, default=DEFAULT_RULES)
+    tun.add_argument("--space", type=Path, required=True, help="search-space file")
+    tun.add_argument("--seeds", type=int, default=3, help="replications (default 3)")
+    tun.add_argument("--trials", type=int, help="random/optuna: number of trials")
+    tun.add_argument("--days", type=int, help="override the scenario's days")
+    _executor_options(tun)
+    tun.add_argument("--out", type=Path, help="default runs/tune-SCENARIO-SPACE")
+    tun.add_argument("--no-progress", action="store_true")
+
     sch = sub.add_parser("schema", help="print a JSON Schema")
     sch.add_argument("which", choices=sorted(SCHEMAS))
     return p
+
+
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="local", help="local (process pool) or dask")
+    p.add_argument("--scheduler", help="Dask scheduler address (default DASK_SCHEDULER_ADDRESS)")
 
 
 def _broker_options(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -178,6 +200,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sc = load_scenario(args.scenario)
     days = args.days if args.days is not None else sc.days
     seed = args.seed if args.seed is not None else sc.seed
+    if args.replications is not None:
+        from sim.replications import replicate
+
+        return replicate(sc, args, days, seed)
     out = args.out or Path("runs") / f"{sc.name}-s{seed}-d{days}"
     with tqdm(
         total=days,
@@ -251,6 +277,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             topic = args.topic or f"{args.prefix}/alerts/#"
             return watch(_url(args), topic, sys.stdout, count=args.count, timeout=args.timeout)
+        if args.command == "tune":
+            from sim.tune import TuneOptions, tune
+
+            tune(
+                TuneOptions(
+                    scenario=args.scenario,
+                    rules=args.rules,
+                    space=args.space,
+                    seeds=args.seeds,
+                    trials=args.trials,
+                    days=args.days,
+                    executor=args.executor,
+                    scheduler=args.scheduler,
+                    out=args.out,
+                    progress=not args.no_progress,
+                )
+            )
+            return 0
         if args.command == "broker":
             from sim.broker import serve_forever
 
