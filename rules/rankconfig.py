@@ -1,0 +1,251 @@
+"""The indicator configuration of the red/black rankings (红黑榜): what counts, which way, how much.
+
+A housing office argues about weights, not code, so the weights, directions, list size, the evidence
+needed to name an estate, bands and veto items live in a YAML file (``seeds/rankings/default.yaml``;
+``seeds/schema/rankings.schema.json`` is :meth:`RankConfig.model_json_schema`). The indicator
+vocabulary is fixed (:data:`INDICATORS`) because the simulation must know how to measure each one.
+
+The models check what one file can say; :func:`check_config` checks the file against a run (number
+of estates, run length) and raises :class:`RankConfigError` with the path of the offending field.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from rules.periods import SHORTEST_DAYS, PeriodKind, periods
+
+__all__ = [
+    "INDICATORS",
+    "INDICATOR_NAMES",
+    "Band",
+    "Direction",
+    "Family",
+    "IndicatorConf",
+    "IndicatorDef",
+    "IndicatorName",
+    "RankConfig",
+    "RankConfigError",
+    "Veto",
+    "check_config",
+]
+
+Direction = Literal["lower_better", "higher_better"]
+Family = Literal["rate", "proportion"]
+
+
+@dataclass(frozen=True)
+class IndicatorDef:
+    """One indicator of the vocabulary: a count per exposure (``rate``, Poisson-gamma) or a share of
+    trials (``proportion``, beta-binomial). ``scale`` turns a rate per exposure unit into ``unit``."""
+
+    name: str
+    family: Family
+    better: Direction
+    scale: float
+    unit: str
+    exposure: str
+    description: str
+
+
+_DEFS = (
+    IndicatorDef("falling_objects", "rate", "lower_better", 1000.0, "per 1,000 household-days",
+                 "household-days", "falling-object (throw) incidents"),
+    IndicatorDef("ebike_entries", "rate", "lower_better", 1000.0, "per 1,000 household-days",
+                 "household-days", "e-bike and battery entries into elevators"),
+    IndicatorDef("clutter_hours", "rate", "lower_better", 1.0, "hours per corridor-day",
+                 "corridor-days", "hours of hallway clutter"),
+    IndicatorDef("device_uptime", "proportion", "higher_better", 1.0, "share of device-hours",
+                 "device-hours", "device-hours up"),
+    IndicatorDef("ack_within_sla", "proportion", "higher_better", 1.0, "share of work orders",
+                 "work orders", "work orders acknowledged within their SLA"),
+    IndicatorDef("closed_on_time", "proportion", "higher_better", 1.0, "share of work orders",
+                 "work orders", "work orders closed within their SLA"),
+    IndicatorDef("true_resolution", "proportion", "higher_better", 1.0,
+                 "share of closed work orders", "closed work orders",
+                 "closed work orders whose hazard really went away (truth)"),
+    IndicatorDef("reopens", "rate", "lower_better", 1.0, "per work order", "work orders",
+                 "work-order re-opens"),
+    IndicatorDef("repeat_unhandled", "rate", "lower_better", 1.0, "per estate-period",
+                 "estate-periods", "repeat-offender alerts with no closed work order"),
+)  # fmt: skip
+
+INDICATORS: dict[str, IndicatorDef] = {d.name: d for d in _DEFS}
+INDICATOR_NAMES: tuple[str, ...] = tuple(INDICATORS)
+IndicatorName = Literal[INDICATOR_NAMES]  # type: ignore[valid-type]
+
+
+class RankConfigError(ValueError):
+    """A configuration that cannot work for this run: ``loc`` is the field's path in the file."""
+
+    def __init__(self, loc: Sequence[int | str], message: str) -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+        self.message = message
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IndicatorConf(_Strict):
+    """How much one indicator counts; ``direction`` overrides which way is better."""
+
+    weight: Annotated[float, Field(ge=0.0)]
+    direction: Direction | None = None
+
+
+class Band(_Strict):
+    """A score band: scores at or above ``min`` (and below the band above) get ``name``."""
+
+    name: Annotated[str, Field(min_length=1, max_length=16)]
+    min: Annotated[float, Field(ge=0.0, le=100.0)]
+
+
+class Veto(_Strict):
+    """A veto item (一票否决): when an estate's observed ``count`` (or raw ``rate``, in the
+    indicator's unit) is ``above`` or ``below`` a level, its score is capped at ``cap`` and it cannot
+    be on the red list. Observed, not shrunk: a veto is about a fact, not an estimate."""
+
+    indicator: IndicatorName
+    above: float | None = None
+    below: float | None = None
+    on: Literal["count", "rate"] = "count"
+    cap: Annotated[float, Field(ge=0.0, le=100.0)] = 59.0
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Veto:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a veto takes exactly one of 'above' or 'below'")
+        return self
+
+
+def _all_periods() -> list[PeriodKind]:
+    return ["month", "quarter", "half"]
+
+
+def _default_bands() -> list[Band]:
+    return [Band(name="A", min=90), Band(name="B", min=80), Band(name="C", min=70),
+            Band(name="D", min=0)]  # fmt: skip
+
+
+class RankConfig(_Strict):
+    """One indicator configuration file."""
+
+    version: Literal[1] = 1
+    indicators: dict[IndicatorName, IndicatorConf] = Field(min_length=1)
+    periods: list[PeriodKind] = Field(default_factory=_all_periods, min_length=1)
+    min_coverage: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    list_size: Annotated[int, Field(ge=1)] = 3
+    # Above 0.5 so no estate can be named on both lists (the worst k and the best k are disjoint).
+    evidence: Annotated[float, Field(gt=0.5, le=1.0)] = 0.8
+    bands: list[Band] = Field(default_factory=_default_bands, min_length=1)
+    vetoes: list[Veto] = Field(default_factory=list)
+    zero_at: Annotated[float, Field(gt=1.0)] = 5.0
+    fallback_strength: Annotated[float, Field(gt=0.0)] = 1.0
+    draws: Annotated[int, Field(ge=200, le=100_000)] = 2000
+    seed: Annotated[int, Field(ge=0)] = 0
+
+    @field_validator("indicators")
+    @classmethod
+    def _some_weight(cls, v: dict[str, IndicatorConf]) -> dict[str, IndicatorConf]:
+        if not any(c.weight > 0 for c in v.values()):
+            raise ValueError("at least one indicator needs a positive weight")
+        return v
+
+    @field_validator("periods")
+    @classmethod
+    def _unique_periods(cls, v: list[PeriodKind]) -> list[PeriodKind]:
+        if len(set(v)) != len(v):
+            raise ValueError("each period kind at most once")
+        return v
+
+    @field_validator("bands")
+    @classmethod
+    def _ordered_bands(cls, v: list[Band]) -> list[Band]:
+        if len({b.name for b in v}) != len(v):
+            raise ValueError("band names must be unique")
+        if any(a.min <= b.min for a, b in itertools.pairwise(v)):
+            raise ValueError("bands go from the highest 'min' down, each strictly lower")
+        if v[-1].min != 0:
+            raise ValueError("the last band must have min: 0 so every score has a band")
+        return v
+
+    @field_validator("vetoes")
+    @classmethod
+    def _veto_configured(cls, v: list[Veto], info: ValidationInfo) -> list[Veto]:
+        configured = info.data.get("indicators") or {}
+        for i, veto in enumerate(v):
+            if veto.indicator not in configured:
+                raise ValueError(
+                    f"vetoes[{i}]: {veto.indicator!r} is not among the configured indicators"
+                    " (add it, with weight 0 if it should not count in the score)"
+                )
+        return v
+
+    def direction(self, name: str) -> Direction:
+        """Which way is better for ``name``: the override, else the vocabulary's."""
+        conf = self.indicators.get(name)
+        if conf is not None and conf.direction is not None:
+            return conf.direction
+        return INDICATORS[name].better
+
+    def band(self, score: float) -> str:
+        """The band of a score (bands run from the highest ``min`` down)."""
+        for b in self.bands:
+            if score >= b.min:
+                return b.name
+        return self.bands[-1].name
+
+
+_LONG = {"month": "a month", "quarter": "a quarter", "half": "a half-year"}
+
+
+def check_config(
+    cfg: RankConfig,
+    n_estates: int,
+    run_days: int,
+    period: PeriodKind | None = None,
+    *,
+    start: date | None = None,
+) -> None:
+    """Check ``cfg`` against a run of ``n_estates`` and ``run_days`` for one period kind (or, when
+    ``period`` is None, every kind in ``cfg.periods``). With ``start``, also that at least one
+    calendar period of each kind is covered enough (``min_coverage``) to be ranked."""
+    if period is not None and period not in cfg.periods:
+        raise RankConfigError(
+            ("periods",), f"period {period!r} is not among the configured periods {cfg.periods}"
+        )
+    k = cfg.list_size
+    if k > n_estates:
+        raise RankConfigError(
+            ("list_size",), f"list_size {k} is larger than the number of estates ({n_estates})"
+        )
+    if 2 * k > n_estates:
+        raise RankConfigError(
+            ("list_size",),
+            f"list_size {k}: a red list and a black list of {k} each would overlap among"
+            f" {n_estates} estates (at most {n_estates // 2})",
+        )
+    kinds = [period] if period is not None else list(cfg.periods)
+    for kind in kinds:
+        i = cfg.periods.index(kind)
+        if SHORTEST_DAYS[kind] > run_days:
+            raise RankConfigError(
+                ("periods", i),
+                f"{_LONG[kind]} ({SHORTEST_DAYS[kind]} days or more) is longer than the run"
+                f" ({run_days} days)",
+            )
+        if start is not None and not periods(start, run_days, [kind], cfg.min_coverage):
+            raise RankConfigError(
+                ("periods", i),
+                f"no calendar {kind} has at least {cfg.min_coverage:.0%} of its days inside the"
+                f" run ({run_days} days from {start.isoformat()}); see min_coverage",
+            )
