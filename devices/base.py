@@ -111,6 +111,7 @@ class Device:
         self._on_outage = on_outage
         self.seq = 0
         self.installed = False
+        self.installed_at: float | None = None
         self.fault_code: str | None = None  # set while faulted: heartbeats go on, detection stops
         self.silent = False  # set while silent: nothing at all comes out
         self.open_outage: tuple[str, str, float, tuple[str, ...]] | None = None
@@ -153,6 +154,7 @@ class Device:
     def install(self) -> None:
         """Switch on: first heartbeat now, then periodic ones, and the failure process."""
         self.installed = True
+        self.installed_at = self.env.now
         self.emit(Heartbeat)
         self.env.process(self._heartbeats())
         if self.health.mean_days_between_outages > 0:

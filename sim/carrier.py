@@ -23,6 +23,7 @@ from sim.transport import InProcessTransport, Subscriber, Transport
 
 __all__ = ["Link", "carry_events", "record_topic"]
 
+Publish = Callable[[str, str], None]  # (period id, JSON): a retained ranking
 BACKLOG_LIMIT = 50_000  # events published but not yet consumed before the simulation waits
 
 
@@ -62,15 +63,16 @@ def record_topic(prefix: str, record: Record) -> str:
 @contextmanager
 def carry_events(
     link: Link, log: Subscriber, writer: RecordWriter, *, run_id: str
-) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]]]]:
-    """Yield ``(transport, finish)``: publish through ``transport``; ``finish()`` waits until the
-    engine has consumed everything and returns what the run folder says about the carrier."""
+) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]], Publish | None]]:
+    """Yield ``(transport, finish, publish_ranking)``: publish through ``transport``; ``finish()``
+    waits until the engine has consumed everything and returns what the run folder says about the
+    carrier; ``publish_ranking`` (None in-process) puts a ranking on the broker, retained."""
     link.check()
     if link.broker == "none":
         local = InProcessTransport(link.prefix)
         local.subscribe(log)
         local.subscribe(writer)
-        yield local, lambda: {"kind": "none", "published": local.published}
+        yield local, lambda: {"kind": "none", "published": local.published}, None
         return
     with _over_mqtt(link, log, writer, run_id) as pair:
         yield pair
@@ -79,9 +81,10 @@ def carry_events(
 @contextmanager
 def _over_mqtt(
     link: Link, log: Subscriber, writer: RecordWriter, run_id: str
-) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]]]]:
+) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]], Publish | None]]:
     from sim.intake import Intake
     from sim.mqtt_transport import MqttTransport
+    from sim.outbox import Outbox
     from sim.sequencer import Sequencer
 
     embedded: Any = None
@@ -102,16 +105,17 @@ def _over_mqtt(
         link.announce(f"broker: {url}")
     intake: Intake | None = None
     transport: MqttTransport | None = None
+    outbox: Outbox | None = None
     try:
         seq = Sequencer(lambda e: writer("", e))
         intake = Intake(
             url, prefix=link.prefix, client_id=f"pmsim-{run_id}-engine", on_event=seq.arrived
         )
         intake.start()
-        publish_record = intake.publish
+        outbox = Outbox(url, f"pmsim-{run_id}-records")
 
         def out(rec: Record) -> None:
-            publish_record(record_topic(link.prefix, rec), json.dumps(rec, ensure_ascii=False), 1)
+            outbox.put(record_topic(link.prefix, rec), json.dumps(rec, ensure_ascii=False))
 
         writer.publish = out
         transport = MqttTransport(url, prefix=link.prefix, qos=link.qos, run_id=run_id)
@@ -143,9 +147,25 @@ def _over_mqtt(
                 "dead_letters": dict(sorted(intake.dead.items())),
             }
 
-        yield transport, finish
+        def publish_ranking(period_id: str, payload: str) -> None:
+            # A connection of its own: retained, acknowledged before the broker goes away.
+            from sim.mqttclient import connect
+
+            client = connect(url, f"pmsim-{run_id}-rankings")
+            try:
+                info = client.publish(
+                    f"{link.prefix}/rankings/{period_id}", payload, qos=1, retain=True
+                )
+                info.wait_for_publish(10)
+            finally:
+                client.disconnect()
+                client.loop_stop()
+
+        yield transport, finish, publish_ranking
     finally:
         writer.publish = None
+        if outbox is not None:
+            outbox.close()
         if transport is not None:
             transport.close()
         if intake is not None:

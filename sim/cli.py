@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     brk.add_argument("--port", type=int, help="default: a free port")
 
+    rep = sub.add_parser("report", help="write report.html into a run folder")
+    rep.add_argument("run_dir", type=Path)
+
+    rk = sub.add_parser("rank", help="print a run's red and black lists")
+    rk.add_argument("run_dir", type=Path)
+    rk.add_argument("--period", choices=["month", "quarter", "half"], default="month")
+    rk.add_argument("--config", type=Path, help="indicator configuration (default rankings)")
+
     tun = sub.add_parser("tune", help="search rule parameters across seeds")
     tun.add_argument("scenario", type=Path)
     tun.add_argument("--rules", type=Path, default=DEFAULT_RULES)
@@ -177,6 +185,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         wall_clock=args.wall_clock,
     )
     return serve(opts)
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from sim.ranking import DEFAULT_RANKINGS, compute_rankings, format_rank
+
+    config = args.config or DEFAULT_RANKINGS
+    path = args.run_dir / "rankings.json"
+    if args.config is None and path.exists():
+        rankings = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        rankings = compute_rankings(args.run_dir, config, strict_periods=True, kinds=[args.period])
+    print(format_rank(rankings, args.period))
+    return 0
 
 
 def _tick(bar: Any) -> None:
@@ -277,6 +298,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             topic = args.topic or f"{args.prefix}/alerts/#"
             return watch(_url(args), topic, sys.stdout, count=args.count, timeout=args.timeout)
+        if args.command == "report":
+            from sim.report import write_report
+
+            print(f"wrote {write_report(args.run_dir)}")
+            return 0
+        if args.command == "rank":
+            return _cmd_rank(args)
         if args.command == "tune":
             from sim.tune import TuneOptions, tune
 

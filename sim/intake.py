@@ -7,6 +7,7 @@ with the reason and is counted; nothing a device sends can stop the engine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import Counter
@@ -94,6 +95,7 @@ class Intake:
         self.client: mqtt.Client | None = None
         self._subscribed = threading.Event()
         self.lock = threading.Lock()
+        self._last: mqtt.MQTTMessageInfo | None = None
 
     def topics(self) -> list[tuple[str, int]]:
         return [(f"{self.prefix}/dev/#", 1), (f"{self.prefix}/gw/+/status", 1)]
@@ -151,9 +153,13 @@ class Intake:
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
         if self.client is not None:
-            self.client.publish(topic, payload, qos=qos, retain=retain)
+            self._last = self.client.publish(topic, payload, qos=qos, retain=retain)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Disconnect once what we published has gone out (QoS 1 acks arrive in order)."""
+        if self._last is not None:
+            with contextlib.suppress(RuntimeError, ValueError):  # not connected: nothing can go out
+                self._last.wait_for_publish(timeout)
         if self.client is not None:
             self.client.disconnect()
             self.client.loop_stop()

@@ -14,6 +14,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -95,6 +96,73 @@ class Simulation:
         self.world.finish()
 
 
+def _finish_folder(
+    tmp: Path,
+    sim: Simulation,
+    resolved: Scenario,
+    rules_path: Path,
+    rankings_path: Path,
+    days: int,
+    publish: Callable[[str, str], None] | None,
+) -> dict[str, Any]:
+    """Everything written after the simulation: truth, the run's inputs, the rankings (published
+    retained on ``{prefix}/rankings/{period}`` while the broker is still there)."""
+    from sim.ranking import compute_rankings
+
+    with open(tmp / "truth.jsonl", "w", encoding="utf-8", newline="\n") as fh:
+        sim.truth.write(fh, sim.clock)
+    shutil.copyfile(rules_path, tmp / "rules.yaml")
+    (tmp / "estates.json").write_text(
+        json.dumps(estate_table(sim.world), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
+    (tmp / "scenario.resolved.yaml").write_text(
+        yaml.safe_dump(resolved.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
+        encoding="utf-8",
+    )
+    try:
+        rankings = compute_rankings(tmp, rankings_path, days=days)
+    except BadInput as exc:  # e.g. fewer estates than the lists: the run is still good
+        rankings = {"periods": [], "stability": [], "skipped": str(exc)}
+    (tmp / "rankings.json").write_text(
+        json.dumps(rankings, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
+    if publish is not None:
+        for result in rankings["periods"]:
+            publish(result["period"]["id"], json.dumps(result, ensure_ascii=False))
+    return rankings
+
+
+def _report(folder: Path) -> str:
+    """report.html when matplotlib is there; otherwise say how to get it (the run is still good)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return "no report.html: pip install 'pmsim[report]', then pmsim report RUN_DIR"
+    from sim.report import write_report
+
+    write_report(folder)
+    return "report.html"
+
+
+def estate_table(world: World) -> list[dict[str, Any]]:
+    """What rankings need to know of each estate: who runs it, how many live there, which devices
+    watched it from when (the exposure of every indicator)."""
+    return [
+        {
+            "id": est.id,
+            "name": est.name,
+            "grid": est.grid,
+            "company": est.company,
+            "households": len(est.households),
+            "devices": [
+                {"device_id": d.device_id, "kind": d.kind, "installed_s": d.installed_at}
+                for d in est.devices
+            ],
+        }
+        for est in world.estates.values()
+    ]
+
+
 class EventLog:
     """Subscriber that writes ``events.jsonl`` and counts events by device kind and type."""
 
@@ -122,6 +190,8 @@ class RunResult:
     households: int
     score: dict[str, Any] = field(default_factory=dict)
     mqtt: dict[str, Any] = field(default_factory=dict)
+    report: str = ""
+    rankings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -146,11 +216,16 @@ def run_to_folder(
     days: int,
     seed: int,
     rules_path: Path = DEFAULT_RULES,
+    rankings_path: Path | None = None,
     link: Link | None = None,
     speed: float | None = None,
     on_day: Callable[[int], None] | None = None,
 ) -> RunResult:
     ruleset = load_rules(rules_path)  # bad rules: refused before anything is written
+    from sim.ranking import DEFAULT_RANKINGS, check_rank_file
+
+    rankings_path = rankings_path or DEFAULT_RANKINGS
+    check_rank_file(rankings_path)  # a broken indicator config too
     link = link or Link()
     prepare_out_dir(out)
     resolved = scenario.model_copy(update={"days": days, "seed": seed})
@@ -162,24 +237,25 @@ def run_to_folder(
     try:
         started = time.perf_counter()
         engine = Engine(ruleset)
-        with (
-            open(tmp / "events.jsonl", "w", encoding="utf-8", newline="\n") as fh,
-            open(tmp / "alerts.jsonl", "w", encoding="utf-8", newline="\n") as fa,
-            open(tmp / "workorders.jsonl", "w", encoding="utf-8", newline="\n") as fw,
-        ):
+        with ExitStack() as stack:  # files close first, the broker (if any) after the rankings
+            fh, fa, fw = (
+                stack.enter_context(open(tmp / name, "w", encoding="utf-8", newline="\n"))
+                for name in ("events.jsonl", "alerts.jsonl", "workorders.jsonl")
+            )
             log = EventLog(fh)
             writer = RecordWriter(engine, fa, fw)
-            with carry_events(
-                link, log, writer, run_id=f"{resolved.name}-s{seed}-{os.getpid()}"
-            ) as (transport, finish_transport):
-                sim = Simulation(resolved, transport, days=days, seed=seed, speed=speed)
-                sim.run(on_day)
-                mqtt_info = finish_transport()
+            transport, finish_transport, publish = stack.enter_context(
+                carry_events(link, log, writer, run_id=f"{resolved.name}-s{seed}-{os.getpid()}")
+            )
+            sim = Simulation(resolved, transport, days=days, seed=seed, speed=speed)
+            sim.run(on_day)
+            mqtt_info = finish_transport()
             writer.write(engine.finish(days * DAY))
-        wall = time.perf_counter() - started
-        with open(tmp / "truth.jsonl", "w", encoding="utf-8", newline="\n") as fh:
-            sim.truth.write(fh, sim.clock)
-        shutil.copyfile(rules_path, tmp / "rules.yaml")
+            for f in (fh, fa, fw):
+                f.close()
+            wall = time.perf_counter() - started
+            rankings = _finish_folder(tmp, sim, resolved, rules_path, rankings_path, days, publish)
+
         households = sum(len(e.households) for e in sim.world.estates.values())
         score = score_rules(
             ruleset,
@@ -195,10 +271,6 @@ def run_to_folder(
         )
         score["engine"] = dict(sorted(engine.stats.items()))
         write_score(score, tmp / "score.json")
-        (tmp / "scenario.resolved.yaml").write_text(
-            yaml.safe_dump(resolved.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
-            encoding="utf-8",
-        )
         by_kind: dict[str, dict[str, int]] = {}
         for (kind, type_), n in sorted(log.counts.items()):
             by_kind.setdefault(kind, {})[type_] = n
@@ -215,6 +287,7 @@ def run_to_folder(
             households=households,
             score=score,
             mqtt=mqtt_info,
+            rankings=rankings,
         )
         run_json = {
             "versions": versions(),
@@ -240,6 +313,7 @@ def run_to_folder(
         (tmp / "run.json").write_text(
             json.dumps(run_json, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
+        result.report = _report(tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -30,6 +30,7 @@ from sim.carrier import record_topic
 from sim.errors import BadInput
 from sim.intake import DEFAULT_MAX_PAYLOAD, Intake
 from sim.mqtturl import BrokerURL
+from sim.outbox import Outbox
 from sim.rulefiles import load_rules
 
 __all__ = ["ServeOptions", "owns", "parse_partition", "serve"]
@@ -91,7 +92,7 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
 
     def publish(records: list[Record]) -> None:
         for r in records:
-            intake.publish(record_topic(opts.prefix, r), json.dumps(r, ensure_ascii=False), 1)
+            outbox.put(record_topic(opts.prefix, r), json.dumps(r, ensure_ascii=False))
 
     def on_event(event: DeviceEvent) -> None:
         if not owns(event.estate, opts.estates, opts.partition):
@@ -108,6 +109,7 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
         max_bytes=opts.max_bytes,
         clean=False,
     )
+    outbox = Outbox(opts.url, f"{intake.client_id}-records")
     intake.start()
 
     def stop(_sig: int, _frame: FrameType | None) -> None:
@@ -138,6 +140,7 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
         pass
     finally:
         intake.stop()
+        outbox.close()
         with intake.lock:
             if opts.state is not None:
                 _save(engine, opts.state)

@@ -35,6 +35,35 @@ def table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join([line(headers, numeric), sep, *(line(r, numeric) for r in cells)])
 
 
+def _lists(rankings: dict[str, Any]) -> list[str]:
+    """The latest period of each kind: who is on the red and the black list."""
+    if not rankings:
+        return []
+    if not rankings.get("periods"):
+        return [f"Rankings: none ({rankings.get('skipped', 'no period covered')})", ""]
+    latest: dict[str, dict[str, Any]] = {}
+    for p in rankings["periods"]:
+        latest[p["period"]["kind"]] = p
+    out = ["Red and black lists (latest period of each kind; pmsim rank RUN_DIR for all)"]
+    for kind in ("month", "quarter", "half"):
+        p = latest.get(kind)
+        if p is None:
+            continue
+
+        def names(entries: list[dict[str, Any]]) -> str:
+            return (
+                ", ".join(f"{e.get('name', e['estate'])} ({e['probability']:.2f})" for e in entries)
+                or "-"
+            )
+
+        tau = p.get("validity", {}).get("kendall_tau")
+        out.append(
+            f"  {p['period']['id']}: red {names(p['red_list'])}; black {names(p['black_list'])}"
+            + (f"; companies vs diligence tau {tau}" if tau is not None else "")
+        )
+    return [*out, ""]
+
+
 def format_summary(r: RunResult) -> str:
     sc = r.scenario
     parts = [
@@ -65,6 +94,7 @@ def format_summary(r: RunResult) -> str:
     parts += ["Staff responses (truth)", table(["action", "count"], rows), ""]
     if r.score:
         parts += [format_score(r.score), ""]
+    parts += _lists(r.rankings)
     m = r.mqtt
     if m.get("kind", "none") != "none":
         dead = sum(m["dead_letters"].values())
@@ -74,7 +104,7 @@ def format_summary(r: RunResult) -> str:
             f"{m['lost']} lost, {dead} dead-lettered",
             "",
         ]
-    parts.append(f"Run folder: {r.out}")
+    parts.append(f"Run folder: {r.out}" + (f" ({r.report})" if r.report else ""))
     return "\n".join(parts)
 
 

@@ -26,7 +26,10 @@ def test_run_writes_the_run_folder_and_prints_a_summary(
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "alerts.jsonl",
+        "estates.json",
         "events.jsonl",
+        "rankings.json",
+        "report.html",
         "rules.yaml",
         "run.json",
         "scenario.resolved.yaml",
