@@ -115,6 +115,9 @@ class Device:
         self.fault_code: str | None = None  # set while faulted: heartbeats go on, detection stops
         self.silent = False  # set while silent: nothing at all comes out
         self.open_outage: tuple[str, str, float, tuple[str, ...]] | None = None
+        self.last_event_id: str | None = None  # what a console last heard from the device
+        self.on_down: Callable[[Device], None] | None = None  # someone to tell when it breaks
+        self._repaired: simpy.Event | None = None
 
     # -- availability -------------------------------------------------------------------------
 
@@ -144,6 +147,7 @@ class Device:
             **fields,
         )
         self.seq += 1
+        self.last_event_id = eid
         self._emit_to(event)  # type: ignore[arg-type]
         if cause is not None:
             cause.event_ids.append(eid)
@@ -167,6 +171,13 @@ class Device:
             self.emit(Heartbeat)  # a faulted device still heartbeats; a silent one emits nothing
             yield self.env.timeout(interval)
 
+    def repair(self) -> bool:
+        """A technician fixes the device now; False if it was not down."""
+        if self._repaired is None or self._repaired.triggered:
+            return False
+        self._repaired.succeed()
+        return True
+
     def _outages(self) -> Generator[simpy.Event, Any, None]:
         h = self.health
         rng = self.health_rng
@@ -185,7 +196,11 @@ class Device:
                 ids = (eid,) if eid is not None else ()
                 self.fault_code = code
             self.open_outage = (mode, code, start, ids)
-            yield self.env.timeout(duration)
+            self._repaired = self.env.event()
+            if self.on_down is not None:
+                self.on_down(self)
+            yield self.env.timeout(duration) | self._repaired
+            self._repaired = None
             self.silent = False
             self.fault_code = None
             self.open_outage = None

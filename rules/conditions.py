@@ -80,7 +80,7 @@ def on_event(
             ks.since = None
             _condition_false(engine, cr, key, ks, t, out)
     elif cond.kind == "absence":
-        ks.since = t
+        ks.since, ks.since_ids = t, [eid]  # the last thing heard: what staff will refer to
         if ks.alert is not None:
             _condition_false(engine, cr, key, ks, t, out)
         if not ks.timer:
@@ -123,8 +123,8 @@ def on_timer(
         if ks.since is None:
             return
         due = ks.since + cond.after
-        if deadline >= due:
-            _trigger(engine, cr, key, ks, deadline, [], out)  # new, or back from keep_firing_for
+        if deadline >= due:  # new, or back from keep_firing_for
+            _trigger(engine, cr, key, ks, deadline, list(ks.since_ids), out)
         else:
             ks.timer = True
             engine.schedule(due, "absence", cr, key)
@@ -193,6 +193,12 @@ def _inhibited(engine: Engine, cr: CompiledRule, labels: dict[str, Any]) -> bool
     return False
 
 
+def _link(index: dict[str, list[tuple[int, Key]]], event_id: str, ref: tuple[int, Key]) -> None:
+    refs = index.setdefault(event_id, [])
+    if ref not in refs:
+        refs.append(ref)
+
+
 def _trigger(
     engine: Engine,
     cr: CompiledRule,
@@ -212,7 +218,7 @@ def _trigger(
         a.cond_false_s = None
         a.add_ids(ids)
         for i in ids:
-            s.alert_of_event[i] = (cr.index, key)
+            _link(s.alert_of_event, i, (cr.index, key))
         if not sustained:
             engine.schedule(t + rule.keep_firing_for, "hold", cr, key, a.alert_id)
         return
@@ -240,7 +246,7 @@ def _trigger(
     )
     a.add_ids(ids)
     for i in ids:
-        s.alert_of_event[i] = (cr.index, key)
+        _link(s.alert_of_event, i, (cr.index, key))
     ks.alert = a
     s.active_by_rule.setdefault(rule.id, {})[a.alert_id] = a
     if rule.for_ > 0:

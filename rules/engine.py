@@ -45,7 +45,7 @@ class _State:
         self.timer_seq = 0
         self.keys: dict[tuple[int, Key], KeyState] = {}
         self.active_by_rule: dict[str, dict[str, AlertState]] = {}
-        self.alert_of_event: dict[str, tuple[int, Key]] = {}
+        self.alert_of_event: dict[str, list[tuple[int, Key]]] = {}  # an event can feed several
         self.workorders = WorkOrderBook()
         self.stats: Counter[str] = Counter()
         self.late_ids: list[str] = []
@@ -187,10 +187,13 @@ class Engine:
             on_event(self, cr, role, key, event, out)
 
     def _staff(self, event: StaffArrived | StaffDone, out: list[Record]) -> None:
+        for ref in self.s.alert_of_event.get(event.ref_event_id, ()):
+            self._staff_on(ref, event, out)
+
+    def _staff_on(
+        self, ref: tuple[int, Key], event: StaffArrived | StaffDone, out: list[Record]
+    ) -> None:
         s = self.s
-        ref = s.alert_of_event.get(event.ref_event_id)
-        if ref is None:
-            return
         ks = s.keys.get(ref)
         t = event.sim_seconds
         if isinstance(event, StaffArrived):

@@ -12,6 +12,7 @@ from typing import Any
 
 from devices.events import event_adapter
 from rules.model import RuleFile
+from rules.rankconfig import RankConfig
 from rules.ruletest import RuleTestFile
 from rules.space import SearchSpace
 from sim.errors import BadInput
@@ -23,6 +24,7 @@ __all__ = ["main"]
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "space": SearchSpace.model_json_schema,
+    "rankings": RankConfig.model_json_schema,
     "scenario": Scenario.model_json_schema,
     "event": event_adapter.json_schema,
     "rules": RuleFile.model_json_schema,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from devices.base import Device
 from devices.events import DeviceEvent, FallingObject, StaffArrived, StaffDone, event_id
 from sim.behaviour import remove_clutter
 from sim.calendar import DAY
@@ -50,7 +51,20 @@ class PropertyCompany:
         self, cls: type[StaffArrived] | type[StaffDone], trigger: DeviceEvent, **fields: Any
     ) -> None:
         """Report on the property app: what the rules engine sees of the staff's work."""
-        did = f"{trigger.estate}-{self.company.id}-app"
+        self._app_at(
+            cls, trigger.estate, trigger.building, trigger.floor, trigger.event_id, **fields
+        )
+
+    def _app_at(
+        self,
+        cls: type[StaffArrived] | type[StaffDone],
+        estate: str,
+        building: str,
+        floor: int | None,
+        ref: str,
+        **fields: Any,
+    ) -> None:
+        did = f"{estate}-{self.company.id}-app"
         seq = self._app_seq.get(did, 0)
         self._app_seq[did] = seq + 1
         now = round(self.world.env.now, 3)
@@ -58,13 +72,13 @@ class PropertyCompany:
             event_id=event_id(did, seq),
             device_id=did,
             device_kind="staff_app",
-            estate=trigger.estate,
-            building=trigger.building,
-            floor=trigger.floor,
+            estate=estate,
+            building=building,
+            floor=floor,
             time=self.world.clock.at(now),
             sim_seconds=now,
             seq=seq,
-            ref_event_id=trigger.event_id,
+            ref_event_id=ref,
             **fields,
         )
         self.world.deliver(ev)
@@ -73,6 +87,43 @@ class PropertyCompany:
         if isinstance(event, FallingObject) and event.confidence < 0.6:
             return  # the console shows it; nobody goes out for a low-confidence track
         self.world.env.process(self._job(event))
+
+    def on_device_down(self, device: Device) -> None:
+        """The vendor console shows a fault at once, a silent device once it misses heartbeats."""
+        self.world.env.process(self._repair(device))
+
+    def _repair(self, device: Device) -> Generator[simpy.Event, Any, None]:
+        env = self.world.env
+        ref = device.last_event_id
+        if device.silent:
+            yield env.timeout(self.staffing.notice_silent_minutes * 60.0)
+        requested = env.now
+        yield env.timeout(self._delay())
+        if device.open_outage is None or ref is None:
+            return  # it came back by itself meanwhile
+        where = (device.estate, device.building, device.floor, ref)
+        with self.staff.request() as req:
+            yield req
+            arrived = env.now
+            self._app_at(StaffArrived, *where, action="repair_device")
+            yield env.timeout(
+                self.staffing.visit_minutes * 60.0 * float(self.rng.uniform(0.6, 1.4))
+            )
+            fixed = bool(self.rng.random() < self.thoroughness) and device.repair()
+            outcome = "done" if fixed else "not_found"
+            self._app_at(StaffDone, *where, action="repair_device", outcome=outcome)
+        rec = self.world.truth.open(
+            "response",
+            "repair_device",
+            requested,
+            device.estate,
+            {"building": device.building, "device_id": device.device_id},
+            company=self.company.id,
+            trigger_event=ref,
+            arrived_s=round(arrived, 3),
+            effective=fixed,
+        )
+        rec.end_s = env.now
 
     def _delay(self) -> float:
         delay = float(self.rng.lognormal(np.log(self.median_response_s), 0.6))

@@ -157,6 +157,7 @@ class Staffing(_Strict):
     slow_response_minutes: Annotated[float, Field(gt=0.0)] = 360.0
     visit_minutes: Annotated[float, Field(gt=0.0)] = 25.0
     working_hours: tuple[float, float] = (8.0, 20.0)
+    notice_silent_minutes: Annotated[float, Field(ge=0.0)] = 45.0  # console: heartbeats missed
 
 
 class Scenario(_Strict):

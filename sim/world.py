@@ -271,7 +271,10 @@ class World:
                     b.sensors[(unit, floor)] = sensor
                     self.device_places[did] = (est.id, b.id, unit, floor)
                     new.append(sensor)
+        company = self.companies.get(est.company)
         for dev in new:
+            if company is not None:
+                dev.on_down = company.on_device_down
             dev.install()
             est.devices.append(dev)
             nuisance.start_for(self, est, b, dev)

@@ -19,9 +19,9 @@ SEEDS = ROOT / "seeds"
 # Golden values: tiny, 2 days, seed 1. A change here means the simulated world changed: say so in
 # the commit message and update the digests.
 GOLDEN = {
-    "events.jsonl": "4884cde7447a12952822ded282e8fbbe4ed6309a99d3d233f31bd6086f9ff82e",
-    "truth.jsonl": "bbaec661e30f1c96246810a67a02b8b250208644165e9a1ac7085415a4b72344",
-    "alerts.jsonl": "67115b692e89088dc26f65db59a24e4d00e7666a493a7ef4ca8f56c443c27008",
+    "events.jsonl": "74459aa02c077d2d828c2d00409b19bdd43c75474b6a92ff8276e7b3c0d56453",
+    "truth.jsonl": "57a2efe76223b6ccc498bd0a10f789479a83b640f357fb9c40276cd16426e43a",
+    "alerts.jsonl": "1733f401badae586086803af682d25a924e9819e941b5f1f4ebdbf754a15fc85",
     "workorders.jsonl": "94b1610d20e5c9b978afb2e2f49e8acb612c016c0fb4267a7b5fc9bb6f6d6375",
 }
 
