@@ -280,7 +280,7 @@ def header(data: RunData) -> str:
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     return (
         f'<h1>pmsim run report: <span lang="zh-CN">{esc(title)}</span></h1>'
-        f'<p class="muted">{esc(data.dir.name)}: {data.days} days from '
+        f'<p class="muted">{esc(sc.get("name", ""))}: {data.days} days from '
         f"{esc(sc.get('start', ''))}, seed {esc(run.get('seed', ''))}</p><dl>{dl}</dl>"
     )
 
