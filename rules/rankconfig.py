@@ -72,7 +72,7 @@ _DEFS = (
                  "closed work orders whose hazard really went away (truth)"),
     IndicatorDef("reopens", "rate", "lower_better", 1.0, "per work order", "work orders",
                  "work-order re-opens"),
-    IndicatorDef("repeat_unhandled", "rate", "lower_better", 1.0, "per estate-period",
+    IndicatorDef("repeat_unhandled", "rate", "lower_better", 1.0, "per estate-month",
                  "estate-periods", "repeat-offender alerts with no closed work order"),
 )  # fmt: skip
 

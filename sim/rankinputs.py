@@ -140,7 +140,8 @@ def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
             "closed_on_time": (float(sum(w["on_time"] for w in mine)), float(len(mine))),
             "true_resolution": (float(sum(w["resolved"] for w in judged)), float(len(judged))),
             "reopens": (float(sum(w["reopens"] for w in mine)), float(len(mine))),
-            "repeat_unhandled": (float(unstopped[eid]), 1.0 if can_repeat else 0.0),
+            # per estate-month, so that a quarter is not judged by a month's yardstick
+            "repeat_unhandled": (float(unstopped[eid]), days / 30.0 if can_repeat else 0.0),
         }
         rows.append(
             EstatePeriod(
