@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from rules.objective import bootstrap
 from sim.errors import BadInput
 from sim.executors import check_scheduler, run_tasks
+from sim.folders import staged_folder
 from sim.rulefiles import load_rules
 from sim.scenario import Scenario
-from sim.summary import table
+from sim.summary import format_interval, table
 from sim.tasks import run_replication
 
 __all__ = ["replicate", "summarise"]
@@ -55,13 +55,11 @@ def replicate(sc: Scenario, args: argparse.Namespace, days: int, seed: int) -> i
     seeds = [seed + i for i in range(n)]
     rules_text = Path(args.rules).read_text(encoding="utf-8")
     doc = sc.model_dump(mode="json")
-    tmp = out.parent / f".{out.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tasks = [
-        (run_replication, (doc, s, days, rules_text, str((tmp / f"seed-{s}").resolve())))
-        for s in seeds
-    ]
-    try:
+    with staged_folder(out) as tmp:
+        tasks = [
+            (run_replication, (doc, s, days, rules_text, str((tmp / f"seed-{s}").resolve())))
+            for s in seeds
+        ]
         scores = run_tasks(tasks, executor=args.executor, scheduler=args.scheduler)
         summary = summarise(scores, seed)
         (tmp / "replications.json").write_text(
@@ -71,17 +69,9 @@ def replicate(sc: Scenario, args: argparse.Namespace, days: int, seed: int) -> i
             + "\n",
             encoding="utf-8",
         )
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
     def ci(m: dict[str, Any], fmt: str) -> str:
-        if m["n"] == 0:
-            return "-"
-        return f"{fmt.format(m['mean'])} [{fmt.format(m['low'])}, {fmt.format(m['high'])}]"
+        return "-" if m["n"] == 0 else format_interval(m, fmt)
 
     rows = [
         [

@@ -33,6 +33,7 @@ from sim.behaviour import start_households
 from sim.calendar import DAY, start_datetime
 from sim.carrier import Link, carry_events
 from sim.errors import BadInput
+from sim.folders import staged_folder
 from sim.property import PropertyCompany
 from sim.replay import RecordWriter, read_jsonl, write_score
 from sim.rulefiles import DEFAULT_RULES, load_rules
@@ -229,12 +230,7 @@ def run_to_folder(
     link = link or Link()
     prepare_out_dir(out)
     resolved = scenario.model_copy(update={"days": days, "seed": seed})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with staged_folder(out) as tmp:
         started = time.perf_counter()
         engine = Engine(ruleset)
         with ExitStack() as stack:  # files close first, the broker (if any) after the rankings
@@ -314,10 +310,4 @@ def run_to_folder(
             json.dumps(run_json, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
         result.report = _report(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return result

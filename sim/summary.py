@@ -108,6 +108,11 @@ def format_summary(r: RunResult) -> str:
     return "\n".join(parts)
 
 
+def format_interval(m: dict[str, Any], fmt: str = "{:.3f}") -> str:
+    """``mean [low, high]`` of a summarised metric."""
+    return f"{fmt.format(m['mean'])} [{fmt.format(m['low'])}, {fmt.format(m['high'])}]"
+
+
 def _f(x: object, fmt: str = "{:.2f}") -> str:
     return "-" if x is None else fmt.format(x)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,10 @@ from rules.space import (
 )
 from sim.errors import BadInput
 from sim.executors import check_scheduler, run_tasks
+from sim.folders import staged_folder
 from sim.rulefiles import load_rules
 from sim.scenario import load_scenario
-from sim.summary import table
+from sim.summary import format_interval, table
 from sim.tasks import replay_trials, simulate_seed
 from sim.yamlio import load_yaml, validate_loaded
 
@@ -232,10 +232,7 @@ def _write(
     values: dict[str, Any],
     opts: TuneOptions,
 ) -> None:
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_folder(out) as tmp:
         (tmp / "tune.json").write_text(
             json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
@@ -246,19 +243,11 @@ def _write(
         (tmp / "best.yaml").write_text(
             header + yaml.safe_dump(best_doc, allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def format_tune(result: dict[str, Any], out: Path) -> str:
     def ci(m: dict[str, Any], fmt: str = "{:.3f}") -> str:
-        if m["mean"] is None:
-            return "infeasible"
-        return f"{fmt.format(m['mean'])} [{fmt.format(m['low'])}, {fmt.format(m['high'])}]"
+        return "infeasible" if m["mean"] is None else format_interval(m, fmt)
 
     rows = []
     front = set(result["pareto_front"])
