@@ -1,9 +1,9 @@
 """Safe filter expressions for rules, e.g. ``confidence >= 0.8 and object_class == "ebike"``.
 
 Rule filters are user text (they come from rule files), so they must never reach ``eval``,
-``exec``, ``compile`` or ``ast.literal_eval``. This module has its own tokenizer and a
-recursive-descent parser for a deliberately tiny language (comparisons, ``in`` lists, ``and``,
-``or``, ``not``: no calls, no attributes, no arithmetic), checks every name and type against the
+``exec``, ``compile`` or ``ast.literal_eval``. This module has its own tokenizer
+(:mod:`rules.exprlex`) and a recursive-descent parser for a deliberately tiny language
+(comparisons, ``in`` lists, ``and``, ``or``, ``not``: no calls, no attributes, no arithmetic), checks every name and type against the
 event fields at compile time, and compiles the filter to plain Python closures. A compiled filter
 never raises at run time: a missing field or a ``None`` value makes every comparison on it false,
 except ``== null``.
@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
 from typing import Any, Literal, NoReturn
+
+from rules.exprlex import ExprError, Token, TokKind, tokenize
 
 __all__ = ["Expr", "ExprError", "FieldType", "compile_expr"]
 
@@ -29,32 +31,12 @@ MAX_DEPTH = 32
 MAX_LIST_LENGTH = 1000
 
 _FIELD_TYPES: frozenset[str] = frozenset({"number", "string", "bool"})
-_KEYWORDS: frozenset[str] = frozenset({"and", "or", "not", "in", "true", "false", "null"})
-_WHITESPACE = frozenset(" \t\r\n\f\v")
-_DIGITS = frozenset("0123456789")
-_IDENT_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-_IDENT_CHARS = _IDENT_START | _DIGITS
 _ORDERING: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
     ">=": operator.ge,
 }
-
-
-class ExprError(ValueError):
-    """A bad filter: message plus 0-based column of the offending token."""
-
-    message: str
-    column: int
-
-    def __init__(self, message: str, column: int) -> None:
-        super().__init__(f"{message} (at column {column + 1})")
-        self.message = message
-        self.column = column
-
-    def __reduce__(self) -> tuple[type[ExprError], tuple[str, int]]:
-        return (type(self), (self.message, self.column))
 
 
 _Values = Mapping[str, Any]
@@ -72,118 +54,6 @@ class Expr:
 
     def __call__(self, values: Mapping[str, Any]) -> bool:
         return self._predicate(values)
-
-
-# -- tokens ---------------------------------------------------------------------------------------
-
-_TokKind = Literal["num", "str", "ident", "kw", "op", "punct", "end"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Token:
-    kind: _TokKind
-    text: str  # source spelling; for "end" it is empty
-    column: int
-    value: object = None  # parsed number or unescaped string
-
-    def describe(self) -> str:
-        if self.kind == "end":
-            return "end of expression"
-        if self.kind == "num":
-            return f"number {self.text}"
-        if self.kind == "str":
-            return f"string {self.text}"
-        if self.kind == "ident":
-            return f"identifier '{self.text}'"
-        return f"'{self.text}'"
-
-
-def _tokenize(text: str) -> Iterator[_Token]:
-    """Tokens one at a time, so the parser reports the leftmost problem first."""
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in _WHITESPACE:
-            i += 1
-        elif c in _DIGITS or (c == "-" and i + 1 < n and text[i + 1] in _DIGITS):
-            tok, i = _read_number(text, i)
-            yield tok
-        elif c in "\"'":
-            tok, i = _read_string(text, i)
-            yield tok
-        elif c in _IDENT_START:
-            start = i
-            while i < n and text[i] in _IDENT_CHARS:
-                i += 1
-            word = text[start:i]
-            yield _Token("kw" if word in _KEYWORDS else "ident", word, start)
-        elif text.startswith(("==", "!=", "<=", ">="), i):
-            yield _Token("op", text[i : i + 2], i)
-            i += 2
-        elif c in "<>":
-            yield _Token("op", c, i)
-            i += 1
-        elif c in "()[],":
-            yield _Token("punct", c, i)
-            i += 1
-        elif c == "=":
-            raise ExprError("unexpected '='; use '==' to compare", i)
-        elif c == "!":
-            raise ExprError("unexpected '!'; use '!=' or 'not'", i)
-        elif c == "-":
-            raise ExprError("'-' must be followed directly by a digit (no arithmetic)", i)
-        else:
-            raise ExprError(f"unexpected character {c!r}", i)
-    yield _Token("end", "", n)
-
-
-def _read_number(text: str, start: int) -> tuple[_Token, int]:
-    n = len(text)
-    i = start + 1 if text[start] == "-" else start
-    is_float = False
-
-    def digits(j: int, what: str) -> int:
-        if j >= n or text[j] not in _DIGITS:
-            raise ExprError(f"malformed number: expected a digit {what}", min(j, n - 1))
-        while j < n and text[j] in _DIGITS:
-            j += 1
-        return j
-
-    i = digits(i, "")  # cannot fail: the tokenizer saw a digit here
-    if i < n and text[i] == ".":
-        is_float = True
-        i = digits(i + 1, "after '.'")
-    if i < n and text[i] in "eE":
-        is_float = True
-        j = i + 1
-        if j < n and text[j] in "+-":
-            j += 1
-        i = digits(j, "in the exponent")
-    if i < n and (text[i] in _IDENT_CHARS or text[i] == "."):
-        raise ExprError(f"malformed number: unexpected {text[i]!r} after {text[start:i]}", i)
-    spelling = text[start:i]
-    value: float | int = float(spelling) if is_float else int(spelling)
-    return _Token("num", spelling, start, value), i
-
-
-def _read_string(text: str, start: int) -> tuple[_Token, int]:
-    quote = text[start]
-    chars: list[str] = []
-    i, n = start + 1, len(text)
-    while i < n:
-        c = text[i]
-        if c == quote:
-            return _Token("str", text[start : i + 1], start, "".join(chars)), i + 1
-        if c == "\\":
-            nxt = text[i + 1] if i + 1 < n else ""
-            if nxt not in (quote, "\\"):
-                raise ExprError(f"invalid escape in string: only \\{quote} and \\\\ are allowed", i)
-            chars.append(nxt)
-            i += 2
-        else:
-            chars.append(c)
-            i += 1
-    raise ExprError(f"unclosed string: expected a closing {quote}", start)
 
 
 # -- typed nodes ----------------------------------------------------------------------------------
@@ -271,8 +141,8 @@ def _not(pred: _Pred) -> _Pred:
 
 class _Parser:
     def __init__(self, text: str, fields: Mapping[str, FieldType]) -> None:
-        self.stream = _tokenize(text)
-        self.buffer: list[_Token] = []  # tokens read ahead; buffer[0] is the current one
+        self.stream = tokenize(text)
+        self.buffer: list[Token] = []  # tokens read ahead; buffer[0] is the current one
         self.depth = 0
         self.fields = fields
         self.used: set[str] = set()
@@ -280,21 +150,21 @@ class _Parser:
     # token helpers
 
     @property
-    def tok(self) -> _Token:
+    def tok(self) -> Token:
         return self.peek(0)
 
-    def peek(self, ahead: int = 1) -> _Token:
+    def peek(self, ahead: int = 1) -> Token:
         while len(self.buffer) <= ahead:
             if self.buffer and self.buffer[-1].kind == "end":
                 return self.buffer[-1]
             self.buffer.append(next(self.stream))
         return self.buffer[ahead]
 
-    def at(self, kind: _TokKind, text: str | None = None) -> bool:
+    def at(self, kind: TokKind, text: str | None = None) -> bool:
         t = self.tok
         return t.kind == kind and (text is None or t.text == text)
 
-    def advance(self) -> _Token:
+    def advance(self) -> Token:
         t = self.tok
         if t.kind != "end":
             self.buffer.pop(0)
@@ -303,7 +173,7 @@ class _Parser:
     def fail(self, message: str, column: int | None = None) -> NoReturn:
         raise ExprError(message, self.tok.column if column is None else column)
 
-    def enter(self, token: _Token) -> None:
+    def enter(self, token: Token) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise ExprError(f"expression nested deeper than {MAX_DEPTH} levels", token.column)
@@ -446,7 +316,7 @@ class _Parser:
     def literal(self, value: object, type_: str, column: int) -> _Node:
         return _Node("literal", type_, column, lambda values: value)
 
-    def field(self, t: _Token) -> _Node:
+    def field(self, t: Token) -> _Node:
         name = t.text
         if name not in self.fields:
             known = ", ".join(sorted(self.fields)) or "(none)"

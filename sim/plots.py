@@ -7,26 +7,28 @@ no global figure registry, backend or rcParams change: every style setting is ap
 "Software" text and no timestamp, so the same inputs give the same bytes.
 
 Estate and company names are Chinese. A figure shows them only when a font that has every glyph
-needed is installed (:func:`cjk_font`); otherwise it labels estates by id (the page keeps the names).
+needed is installed (:func:`cjk_font`, from :mod:`sim.plotfonts`); otherwise it labels estates by
+id (the page keeps the names).
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ft2font import FT2Font
 from matplotlib.ticker import NullFormatter
+
+from sim.plotfonts import CJK_FAMILIES as CJK_FAMILIES
+from sim.plotfonts import cjk_font
 
 __all__ = [
     "DPI",
@@ -45,29 +47,6 @@ __all__ = [
 
 DPI = 100
 WIDTH = 9.6  # inches: 960 px, the page's content width
-
-# Families with CJK glyphs, most likely first (Linux, then macOS and Windows).
-CJK_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "Noto Sans CJK JP",
-    "Noto Sans CJK TC",
-    "Source Han Sans",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "Sarasa Gothic SC",
-    "Droid Sans Fallback",
-    "AR PL UMing CN",
-    "AR PL UKai CN",
-    "Noto Serif CJK SC",
-    "PingFang SC",
-    "Hiragino Sans GB",
-    "Heiti SC",
-    "Microsoft YaHei",
-    "SimHei",
-)
 
 _STYLE: dict[str, Any] = {
     "font.size": 9.0,
@@ -90,39 +69,6 @@ GREY = "#8c8c8c"
 ALERT = "#d1495b"
 TRUTH = "#2e86ab"
 INSTALL = "#e08a00"
-
-
-def _covers(path: str, chars: Sequence[str]) -> str | None:
-    """The family name of the font file at ``path`` when it has a glyph for every char."""
-    try:
-        font = FT2Font(path)
-    except (OSError, RuntimeError, ValueError):
-        return None
-    return font.family_name if all(font.get_char_index(ord(c)) for c in chars) else None
-
-
-def cjk_font(texts: Iterable[str]) -> str | None:
-    """The first installed family of :data:`CJK_FAMILIES` that has a glyph for every non-ASCII
-    character of ``texts``; None when there is none (label by id then).
-
-    matplotlib's font list is a cache, so a font installed after it was built is looked for among
-    the system's font files too, and registered with the font manager when it is the one used."""
-    chars = sorted({c for t in texts for c in t if ord(c) > 0x7F})
-    entries = sorted(font_manager.fontManager.ttflist, key=lambda f: (f.name, f.fname))
-    for family in CJK_FAMILIES:
-        for entry in (e for e in entries if e.name == family):
-            if _covers(entry.fname, chars) == family:
-                return family
-    known = {e.fname for e in entries}
-    found: dict[str, str] = {}
-    for path in sorted(font_manager.findSystemFonts()):
-        if path not in known and (name := _covers(path, chars)) in CJK_FAMILIES:
-            found.setdefault(str(name), path)
-    for family in CJK_FAMILIES:
-        if family in found:
-            font_manager.fontManager.addfont(found[family])
-            return family
-    return None
 
 
 @contextmanager
