@@ -56,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _executor_options(run)
 
-    val = sub.add_parser("validate", help="check scenario, rule and rule-test files")
+    val = sub.add_parser(
+        "validate", help="check scenario, rule, rule-test, ranking and search-space files"
+    )
     val.add_argument("files", nargs="+", type=Path)
 
     rep = sub.add_parser("replay", help="rerun a rule file on recorded events (no simulation)")
@@ -261,6 +263,12 @@ def _validate_one(path: Path) -> str:
     if isinstance(data, dict) and "rules" in data:
         rs = rules_from_loaded(loaded)
         return f"ok {path}: rules, {len(rs.rules)} rules"
+    if isinstance(data, dict) and "indicators" in data:
+        cfg = validate_loaded(loaded, RankConfig)
+        return f"ok {path}: ranking configuration, {len(cfg.indicators)} indicators"
+    if isinstance(data, dict) and "parameters" in data:
+        space = validate_loaded(loaded, SearchSpace)
+        return f"ok {path}: search space, {len(space.parameters)} parameters (checked against rules by pmsim tune)"
     sc = validate_loaded(loaded, Scenario)
     check_scenario(loaded, sc)
     estates = sum(1 for _ in sc.estates())

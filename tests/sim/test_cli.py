@@ -205,3 +205,18 @@ def test_speed_runs_in_scaled_real_time_with_the_same_events(tmp_path: Path) -> 
     assert main([*argv, "--no-progress"]) == 0
     assert time.perf_counter() - t0 >= 0.2  # one simulated day at 432,000x is 0.2 s of wall time
     assert (fast / "events.jsonl").read_bytes() == (paced / "events.jsonl").read_bytes()
+
+
+def test_validate_knows_every_kind_of_file_pmsim_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    seeds = ROOT / "seeds"
+    files = [
+        seeds / "xinhong.yaml",
+        seeds / "rules" / "default.yaml",
+        seeds / "rules" / "tests" / "default_test.yaml",
+        seeds / "rankings" / "default.yaml",
+        seeds / "tune" / "example.yaml",
+    ]
+    assert main(["validate", *map(str, files)]) == 0
+    out = capsys.readouterr().out
+    for kind in ("scenario", "rules", "rule tests", "ranking configuration", "search space"):
+        assert f": {kind}" in out, kind
