@@ -86,7 +86,7 @@ def main() -> int:
     args = ap.parse_args()
     pm: list[float] = []
     bare: list[float] = []
-    with EmbeddedBroker(args.kind).start() as broker:
+    with EmbeddedBroker(args.kind) as broker:
         protocol = mqtt.MQTTv5 if broker.kind == "mosquitto" else mqtt.MQTTv311
         for _ in range(args.repeat):
             rate, n, size = pmsim_run(broker.url, args.days)

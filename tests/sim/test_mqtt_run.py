@@ -31,15 +31,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "seeds" / "tiny.yaml"
 
 
+def running(kind: str) -> Iterator[EmbeddedBroker]:
+    if kind == "amqtt":
+        pytest.importorskip("amqtt")
+    with EmbeddedBroker(kind) as b:  # type: ignore[arg-type]
+        yield b
+
+
 @pytest.fixture(scope="module", params=["mosquitto", "amqtt"])
 def broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
-    if request.param == "amqtt":
-        pytest.importorskip("amqtt")
-    b = EmbeddedBroker(request.param).start()
-    try:
-        yield b
-    finally:
-        b.stop()
+    yield from running(request.param)
 
 
 def prefix() -> str:
@@ -163,13 +164,7 @@ def test_an_unreachable_broker_is_one_line_and_exit_2_within_seconds(
 def fresh_broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
     """A broker of the test's own: amqtt 0.12 stops sending wills once other sessions have come
     and gone (seen here), so the will is tested on a broker no earlier test has used."""
-    if request.param == "amqtt":
-        pytest.importorskip("amqtt")
-    b = EmbeddedBroker(request.param).start()
-    try:
-        yield b
-    finally:
-        b.stop()
+    yield from running(request.param)
 
 
 def test_the_last_will_marks_a_killed_gateway_offline(
