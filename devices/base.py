@@ -118,6 +118,7 @@ class Device:
         self.last_event_id: str | None = None  # what a console last heard from the device
         self.on_down: Callable[[Device], None] | None = None  # someone to tell when it breaks
         self._repaired: simpy.Event | None = None
+        self.skew_s = 0.0  # how far ahead of true time the device's own clock runs (faults)
 
     # -- availability -------------------------------------------------------------------------
 
@@ -132,7 +133,7 @@ class Device:
         """Build, stamp and send one event; returns its id (``None`` while silent)."""
         if self.silent:
             return None
-        now = self.env.now
+        stamp = round(max(0.0, self.env.now + self.skew_s), 3)  # the device's clock, not truth
         eid = event_id(self.device_id, self.seq)
         event = cls(
             event_id=eid,
@@ -141,8 +142,8 @@ class Device:
             estate=self.estate,
             building=self.building,
             floor=self.floor,
-            time=self.clock.at(round(now, 3)),
-            sim_seconds=round(now, 3),
+            time=self.clock.at(stamp),
+            sim_seconds=stamp,
             seq=self.seq,
             **fields,
         )
@@ -184,26 +185,44 @@ class Device:
         while True:
             yield self.env.timeout(float(rng.exponential(h.mean_days_between_outages * 86400.0)))
             duration = float(rng.lognormal(np.log(h.mean_outage_hours * 3600.0) - 0.5, 1.0))
-            start = self.env.now
-            ids: tuple[str, ...] = ()
             if rng.random() < h.silent_share:
                 mode, code = "silent", "offline"
-                self.silent = True
             else:
                 mode = "fault"
                 code = h.fault_codes[int(rng.integers(len(h.fault_codes)))]
-                eid = self.emit(DeviceFault, code=code)
-                ids = (eid,) if eid is not None else ()
-                self.fault_code = code
-            self.open_outage = (mode, code, start, ids)
-            self._repaired = self.env.event()
-            if self.on_down is not None:
-                self.on_down(self)
-            yield self.env.timeout(duration) | self._repaired
-            self._repaired = None
-            self.silent = False
-            self.fault_code = None
-            self.open_outage = None
-            self.emit(Heartbeat)  # recovery announces itself at once
-            if self._on_outage is not None:
-                self._on_outage(Outage(self.device_id, mode, code, start, self.env.now, ids), self)
+            if self.open_outage is not None:
+                continue  # already down (an injected outage): this one never happens
+            yield from self.outage(mode, code, duration)
+
+    def outage(
+        self, mode: str, code: str, duration: float | None, *, repairable: bool = True
+    ) -> Generator[simpy.Event, Any, None]:
+        """Be down for ``duration`` seconds (None: for good), or until repaired if repairable.
+
+        ``mode`` "silent" emits nothing; "fault" reports ``code`` and keeps heartbeating. A dead
+        device (``repairable=False``) cannot be fixed by a visit: it needs replacing.
+        """
+        start = self.env.now
+        ids: tuple[str, ...] = ()
+        if mode == "silent":
+            self.silent = True
+        else:
+            eid = self.emit(DeviceFault, code=code)
+            ids = (eid,) if eid is not None else ()
+            self.fault_code = code
+        self.open_outage = (mode, code, start, ids)
+        repaired = self.env.event()
+        self._repaired = repaired if repairable else None
+        if self.on_down is not None:
+            self.on_down(self)
+        if duration is None:
+            yield repaired
+        else:
+            yield self.env.timeout(duration) | repaired
+        self._repaired = None
+        self.silent = False
+        self.fault_code = None
+        self.open_outage = None
+        self.emit(Heartbeat)  # recovery announces itself at once
+        if self._on_outage is not None:
+            self._on_outage(Outage(self.device_id, mode, code, start, self.env.now, ids), self)

@@ -79,7 +79,14 @@ def score_rules(
     days: float,
     end_s: float,
 ) -> dict[str, Any]:
+    truth = list(truth)
     incidents = [t for t in truth if t.get("kind") == "incident"]
+    lost = {
+        eid
+        for t in truth
+        if t.get("kind") == "fault" and t.get("type") == "loss"
+        for eid in t.get("event_ids", ())
+    }
     alerts = fired_alerts(alert_records)
     wo_hours = _workorder_hours(workorder_records, end_s)
     household_days = households * days
@@ -137,7 +144,8 @@ def score_rules(
                 sum(wo_hours.get(a.workorder_id, 0.0) for a in false_alerts if a.workorder_id), 2
             ),
             "missed_by_device": sum(1 for i in missed if not i.get("event_ids")),
-            "missed_by_rule": sum(1 for i in missed if i.get("event_ids")),
+            "missed_by_rule": sum(1 for i in missed if i.get("event_ids") and not _lost(i, lost)),
+            "missed_in_transit": sum(1 for i in missed if i.get("event_ids") and _lost(i, lost)),
         }
     return {
         "households": households,
@@ -145,6 +153,11 @@ def score_rules(
         "end_s": end_s,
         "rules": out,
     }
+
+
+def _lost(incident: Mapping[str, Any], lost: set[str]) -> bool:
+    """Every event the devices sent about the incident was lost on the way."""
+    return all(eid in lost for eid in incident.get("event_ids", ()))
 
 
 def _workorder_hours(records: Iterable[Mapping[str, Any]], end_s: float) -> dict[str, float]:

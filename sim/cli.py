@@ -16,6 +16,7 @@ from rules.rankconfig import RankConfig
 from rules.ruletest import RuleTestFile
 from rules.space import SearchSpace
 from sim.errors import BadInput
+from sim.faultspec import FaultsFile
 from sim.rulefiles import DEFAULT_RULES, rules_from_loaded
 from sim.scenario import Scenario, check_scenario
 from sim.yamlio import load_yaml, validate_loaded
@@ -26,6 +27,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "space": SearchSpace.model_json_schema,
     "rankings": RankConfig.model_json_schema,
     "scenario": Scenario.model_json_schema,
+    "faults": FaultsFile.model_json_schema,
     "event": event_adapter.json_schema,
     "rules": RuleFile.model_json_schema,
     "ruletest": RuleTestFile.model_json_schema,
@@ -51,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--qos", type=int, default=1, help="device events' QoS, 0 or 1 (default 1)")
     run.add_argument("--speed", type=float, help="scaled real time: simulated seconds per second")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--faults", type=Path, help="fault injection file (replaces the scenario's faults:)"
+    )
     run.add_argument(
         "--replications", type=int, help="run N seeds (seed, seed+1, ...) and report intervals"
     )
@@ -212,7 +217,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.scenario import load_scenario, with_faults
     from sim.summary import format_summary
 
     link = _link(args)
@@ -223,6 +228,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed <= 0:
         raise BadInput(f"--speed {args.speed}: must be positive")
     sc = load_scenario(args.scenario)
+    if args.faults is not None:
+        sc = with_faults(sc, args.faults)
     days = args.days if args.days is not None else sc.days
     seed = args.seed if args.seed is not None else sc.seed
     if args.replications is not None:
@@ -269,6 +276,9 @@ def _validate_one(path: Path) -> str:
     if isinstance(data, dict) and "parameters" in data:
         space = validate_loaded(loaded, SearchSpace)
         return f"ok {path}: search space, {len(space.parameters)} parameters (checked against rules by pmsim tune)"
+    if isinstance(data, dict) and set(data) == {"faults"}:
+        ff = validate_loaded(loaded, FaultsFile)
+        return f"ok {path}: faults, {len(ff.faults)} entries (estates checked by pmsim run)"
     sc = validate_loaded(loaded, Scenario)
     check_scenario(loaded, sc)
     estates = sum(1 for _ in sc.estates())

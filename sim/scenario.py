@@ -18,6 +18,7 @@ from devices.base import HealthParams
 from devices.blocker import BlockerParams, Lookalike
 from devices.camera import CameraParams, Nuisance
 from devices.clutter import ClutterParams
+from sim.faultspec import FaultsFile, FaultSpec
 from sim.yamlio import LoadedYaml, load_yaml, validate_loaded
 
 __all__ = [
@@ -31,8 +32,10 @@ __all__ = [
     "Installation",
     "Scenario",
     "building_ids",
+    "check_faults",
     "check_scenario",
     "load_scenario",
+    "with_faults",
 ]
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -172,6 +175,7 @@ class Scenario(_Strict):
     staffing: Staffing = Staffing()
     companies: list[Company] = Field(min_length=1)
     grids: list[Grid] = Field(min_length=1)
+    faults: list[FaultSpec] = Field(default_factory=list)  # fault injection (sim/faultspec.py)
 
     def estates(self) -> Iterator[tuple[Grid, Estate]]:
         for grid in self.grids:
@@ -220,6 +224,20 @@ def check_scenario(loaded: LoadedYaml, sc: Scenario) -> None:
                 for f in inst.floors or []:
                     if f > max_floors:
                         raise loaded.error((*dat, "floors"), f"floor {f} above the top floor")
+    check_faults(loaded, sc.faults, estate_ids, ("faults",))
+
+
+def check_faults(
+    loaded: LoadedYaml, faults: list[FaultSpec], estates: set[str], at: tuple[str | int, ...]
+) -> None:
+    """Fault entries name known estates, and day windows run forwards."""
+    for i, spec in enumerate(faults):
+        for e in spec.estates or []:
+            if e not in estates:
+                raise loaded.error((*at, i, "estates"), f"unknown estate {e!r}")
+        to_day = getattr(spec, "to_day", None)
+        if to_day is not None and to_day <= getattr(spec, "from_day", 0.0):
+            raise loaded.error((*at, i, "to_day"), "to_day must be after from_day")
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -228,3 +246,11 @@ def load_scenario(path: str | Path) -> Scenario:
     sc = validate_loaded(loaded, Scenario)
     check_scenario(loaded, sc)
     return sc
+
+
+def with_faults(sc: Scenario, path: str | Path) -> Scenario:
+    """The scenario with its ``faults:`` replaced by a faults file's (``pmsim run --faults``)."""
+    loaded = load_yaml(path)
+    ff = validate_loaded(loaded, FaultsFile)
+    check_faults(loaded, ff.faults, {e.id for _, e in sc.estates()}, ("faults",))
+    return sc.model_copy(update={"faults": ff.faults})

@@ -3,7 +3,8 @@
 During ``pmsim run`` each estate has its own MQTT connection, so events of different estates
 overtake each other on the way. The run knows the order it published in, and feeds the engine in
 exactly that order, so its alerts are byte-identical to a ``--broker none`` run. What never arrives
-is reported as lost, by device and sequence number.
+is reported as lost, by device and sequence number. An event published twice on purpose (fault
+injection) is expected twice; a copy beyond what was published is a broker redelivery, dropped.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ class Sequencer:
     def __init__(self, feed: Callable[[DeviceEvent], None]) -> None:
         self.feed = feed
         self._order: deque[str] = deque()
-        self._expected: set[str] = set()
+        self._expected: dict[str, int] = {}  # published copies not yet fed
         self._early: dict[str, DeviceEvent] = {}
+        self._arrived: dict[str, int] = {}  # copies arrived and not yet fed
         self._cond = threading.Condition()
         self.fed = 0
         self.duplicates = 0
@@ -33,7 +35,7 @@ class Sequencer:
         """The simulation is about to publish this event."""
         with self._cond:
             self._order.append(event_id)
-            self._expected.add(event_id)
+            self._expected[event_id] = self._expected.get(event_id, 0) + 1
 
     def backlog(self) -> int:
         with self._cond:
@@ -54,17 +56,35 @@ class Sequencer:
         """An event came off the broker (network thread)."""
         with self._cond:
             eid = event.event_id
-            if eid not in self._expected or eid in self._early:
+            have = self._arrived.get(eid, 0)
+            if have >= self._expected.get(eid, 0):
                 self.duplicates += 1
                 return
+            self._arrived[eid] = have + 1
             self._early[eid] = event
             self._drain()
 
+    def _take(self, eid: str) -> None:
+        """One expected copy of ``eid`` is done with (fed or lost)."""
+        left = self._expected[eid] - 1
+        if left:
+            self._expected[eid] = left
+        else:
+            del self._expected[eid]
+
     def _drain(self) -> None:
-        while self._order and self._order[0] in self._early:
+        while self._order and self._arrived.get(self._order[0], 0) > 0:
             eid = self._order.popleft()
-            self._expected.discard(eid)
-            self.feed(self._early.pop(eid))
+            self._take(eid)
+            have = self._arrived[eid] - 1
+            event = self._early[eid]
+            if have:
+                self._arrived[eid] = have
+            else:
+                del self._arrived[eid]
+                if eid not in self._expected:
+                    del self._early[eid]
+            self.feed(event)
             self.fed += 1
         self._cond.notify_all()
 
@@ -82,10 +102,10 @@ class Sequencer:
                     break
             while self._order:
                 eid = self._order[0]
-                if eid in self._early:
+                if self._arrived.get(eid, 0) > 0:
                     self._drain()
                 else:
                     self._order.popleft()
-                    self._expected.discard(eid)
+                    self._take(eid)
                     self.lost.append(eid)
             return list(self.lost)

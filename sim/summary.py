@@ -92,6 +92,9 @@ def format_summary(r: RunResult) -> str:
     parts += ["False triggers (truth)", table(["event", "cause", "count"], rows), ""]
     rows = [[k, n] for k, n in tc["responses"].items()]
     parts += ["Staff responses (truth)", table(["action", "count"], rows), ""]
+    if tc.get("faults"):
+        rows = [[k, n] for k, n in tc["faults"].items()]
+        parts += ["Injected faults (truth)", table(["fault", "events or devices"], rows), ""]
     if r.score:
         parts += [format_score(r.score), ""]
     parts += _lists(r.rankings)
@@ -133,6 +136,7 @@ def format_score(score: dict[str, Any]) -> str:
                 _f(s["false_alerts_per_1000_household_days"], "{:.3f}"),
                 s["missed_by_device"],
                 s["missed_by_rule"],
+                s.get("missed_in_transit", 0),
             ]
         )
     head = [
@@ -146,6 +150,7 @@ def format_score(score: dict[str, Any]) -> str:
         "false/1k hh-days",
         "miss device",
         "miss rule",
+        "miss transit",
     ]
     parts = ["Rules scored against the truth", table(head, rows)]
     wo = score.get("workorders")

@@ -21,7 +21,7 @@ __all__ = ["TruthLedger", "TruthRecord"]
 
 @dataclass(slots=True)
 class TruthRecord:
-    kind: str  # "incident" | "false_trigger" | "response"
+    kind: str  # "incident" | "false_trigger" | "response" | "fault" (injected, sim/faults.py)
     type: str
     cause: Cause
     start_s: float
@@ -98,6 +98,7 @@ class TruthLedger:
         miss: Counter[str] = Counter()
         false: Counter[str] = Counter()
         resp: Counter[str] = Counter()
+        faults: Counter[str] = Counter()
         for r in self.records():
             if r.kind == "incident":
                 inc[r.type] += 1
@@ -110,12 +111,15 @@ class TruthLedger:
                     false[f"{r.type}:{r.detail.get('cause', '?')}"] += 1
             elif r.kind == "response":
                 resp[r.type] += 1
+            elif r.kind == "fault":  # delivery faults count events, device faults devices
+                faults[r.type] += int(r.detail.get("events", 1))
         return {
             "incidents": dict(sorted(inc.items())),
             "detected": dict(sorted(det.items())),
             "missed_covered": dict(sorted(miss.items())),
             "false_triggers": dict(sorted(false.items())),
             "responses": dict(sorted(resp.items())),
+            **({"faults": dict(sorted(faults.items()))} if faults else {}),
         }
 
     def write(self, fh: IO[str], clock: Clock) -> int:

@@ -20,6 +20,8 @@ from devices.camera import FallingObjectCamera
 from devices.clutter import ClutterSensor
 from devices.events import DeviceEvent
 from sim.calendar import DAY
+from sim.faults import DeviceFaults, FaultyTransport, gateway_settings
+from sim.faultspec import ClockSkew, DeliveryFault, DeviceDown
 from sim.gateway import Gateway
 from sim.scenario import Estate, Installation, Scenario, building_ids
 from sim.streams import Streams
@@ -114,8 +116,12 @@ class World:
         self.env = env
         self.streams = streams
         self.clock = clock
-        self.transport = transport
         self.truth = truth
+        delivery = [f for f in scenario.faults if isinstance(f, DeliveryFault)]
+        self.faulty = (
+            FaultyTransport(transport, env, streams, truth, delivery) if delivery else None
+        )
+        self.transport: Transport = self.faulty or transport
         self.estates: dict[str, EstateWorld] = {}
         self.companies: dict[str, PropertyCompany] = {}
         self.device_places: dict[
@@ -125,6 +131,11 @@ class World:
         self.delivered = 0
         for grid, est in scenario.estates():
             self.estates[est.id] = self._build_estate(grid.id, est)
+        self.device_faults = (
+            DeviceFaults(env, streams, truth, scenario.faults, days)
+            if any(isinstance(f, ClockSkew | DeviceDown) for f in scenario.faults)
+            else None
+        )
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -197,7 +208,7 @@ class World:
                 self.env,
                 est.id,
                 self.clock,
-                self.scenario.gateway,
+                gateway_settings(self.scenario.gateway, self.scenario.faults, est.id),
                 self.streams.get("gateway", est.id),
                 self.deliver,
                 self.truth,
@@ -275,6 +286,8 @@ class World:
         for dev in new:
             if company is not None:
                 dev.on_down = company.on_device_down
+            if self.device_faults is not None:
+                self.device_faults.on_install(dev)  # before the first heartbeat: clock skew
             dev.install()
             est.devices.append(dev)
             nuisance.start_for(self, est, b, dev)
@@ -320,7 +333,9 @@ class World:
         rec.cause.event_ids.extend(ids)
 
     def finish(self) -> None:
-        """At the end of the run: outages still open go into the ledger with no end."""
+        """At the end of the run: held-back events go out, open outages go into the ledger."""
+        if self.faulty is not None:
+            self.faulty.drain()
         for est in self.estates.values():
             for dev in est.devices:
                 if dev.open_outage is not None:

@@ -136,7 +136,9 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
         load_scenario(p)
 
 
-@pytest.mark.parametrize("which", ["scenario", "event", "rules", "ruletest", "space", "rankings"])
+@pytest.mark.parametrize(
+    "which", ["scenario", "faults", "event", "rules", "ruletest", "space", "rankings"]
+)
 def test_shipped_json_schema_is_current(which: str) -> None:
     shipped = json.loads((SEEDS / "schema" / f"{which}.schema.json").read_text(encoding="utf-8"))
     assert shipped == SCHEMAS[which](), "regenerate with: pmsim schema " + which
