@@ -156,8 +156,8 @@ def score_rules(
 
 
 def _lost(incident: Mapping[str, Any], lost: set[str]) -> bool:
-    """Every event the devices sent about the incident was lost on the way."""
-    return all(eid in lost for eid in incident.get("event_ids", ()))
+    """Some of the events the devices sent about the incident were lost on the way."""
+    return any(eid in lost for eid in incident.get("event_ids", ()))
 
 
 def _workorder_hours(records: Iterable[Mapping[str, Any]], end_s: float) -> dict[str, float]:
