@@ -3,6 +3,12 @@
 Events are frozen pydantic v2 models discriminated on ``type``. Whatever carries them (a list in a
 test, ``events.jsonl``, MQTT) carries the JSON of these models, so a consumer validates a payload with
 :func:`parse_event` and gets the same object the device built. Truth never travels in an event.
+
+Topics: ``{prefix}/dev/{estate}/{building}/{device_kind}/{device_id}`` carries one event (QoS 1);
+``{prefix}/gw/{estate}/status`` the gateway's status (retained, its last will). A gateway that
+batches (``pmsim run --batch N``) sends device events instead as one JSON array of these same
+event objects on ``{prefix}/batch/{estate}`` (:func:`batch_topic`): a topic of its own, so that a
+subscriber to ``dev/#`` only ever sees single events, and any MQTT client can read either.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = [
     "Heartbeat",
     "StaffArrived",
     "StaffDone",
+    "batch_topic",
     "event_adapter",
     "event_id",
     "parse_event",
@@ -56,7 +63,9 @@ def event_id(device_id: str, seq: int) -> str:
 class EventBase(BaseModel):
     """Envelope shared by every event."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No NaN or Infinity (JSON has neither; Python's json reads them): an infinite time or
+    # duration is no measurement, and would poison the engine's clock.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     schema_version: Literal[1] = 1
     event_id: str = Field(min_length=1, max_length=200)
@@ -220,3 +229,8 @@ def topic_for(event: DeviceEvent, prefix: str = "pm") -> str:
     if isinstance(event, GatewayStatus):
         return f"{prefix}/gw/{event.estate}/status"
     return f"{prefix}/dev/{event.estate}/{event.building}/{event.device_kind}/{event.device_id}"
+
+
+def batch_topic(estate: str, prefix: str = "pm") -> str:
+    """The MQTT topic of a gateway's batch of device events: a JSON array, in publish order."""
+    return f"{prefix}/batch/{estate}"

@@ -102,14 +102,22 @@ def _mqtt_connack(port: int, timeout: float) -> bool:
         return False
 
 
-def mosquitto_conf(port: int, max_packet_bytes: int) -> str:
-    """Mosquitto's configuration: loopback only, anonymous, nothing on disk, nothing dropped."""
+def mosquitto_conf(port: int, max_packet_bytes: int, persist: Path | None = None) -> str:
+    """Mosquitto's configuration: loopback only, anonymous, nothing dropped; nothing on disk
+    unless ``persist`` names a folder for its database (sessions, queued messages, retained)."""
+    if persist is None:
+        persistence = ["persistence false"]
+    else:  # written on a clean stop (SIGTERM) and read back at start: sessions survive a restart
+        persistence = ["persistence true", f"persistence_location {persist}/"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # Started as root, Mosquitto becomes user "mosquitto", who cannot write our folder.
+            persistence.append("user root")
     return "\n".join(
         [
             "# pmsim embedded broker (sim/broker.py); lives as long as the broker",
             f"listener {port} {HOST}",
             "allow_anonymous true",
-            "persistence false",
+            *persistence,
             # The default max_queued_messages 1000 silently drops QoS 1 messages for a subscriber
             # that falls behind; a lost event would be scored as a missed incident. 0 = no limit.
             "max_queued_messages 0",
@@ -151,11 +159,16 @@ class EmbeddedBroker:
         port: int | None = None,
         workdir: Path | None = None,
         max_packet_bytes: int = 1_048_576,
+        persist: Path | None = None,
     ) -> None:
         if kind not in get_args(BrokerKind):
             raise BrokerError(f"unknown broker kind {kind!r}: use auto, mosquitto or amqtt")
         self._mosquitto = _mosquitto_path()
         self.kind: str = kind if kind != "auto" else ("mosquitto" if self._mosquitto else "amqtt")
+        if persist is not None and self.kind != "mosquitto":
+            raise BrokerError("a persistent broker (sessions kept across restarts) needs mosquitto")
+        # Mosquitto's database folder, kept across stop/start (absolute: it runs elsewhere)
+        self.persist = persist.resolve() if persist is not None else None
         self.port: int = port if port is not None else free_port()
         self.max_packet_bytes = max_packet_bytes
         self._workdir = workdir
@@ -221,7 +234,9 @@ class EmbeddedBroker:
                     else "mosquitto not found: install it (apt-get install mosquitto) or use amqtt"
                 )
             conf = folder / "mosquitto.conf"
-            conf.write_text(mosquitto_conf(self.port, self.max_packet_bytes))
+            if self.persist is not None:
+                self.persist.mkdir(parents=True, exist_ok=True)
+            conf.write_text(mosquitto_conf(self.port, self.max_packet_bytes, self.persist))
             return [self._mosquitto, "-c", str(conf)]
         if not _amqtt_available():
             raise BrokerError(

@@ -17,6 +17,8 @@ from typing import Any
 from devices.events import DeviceEvent
 from rules.engine import Record
 from sim.errors import BadInput
+from sim.intake import DEFAULT_MAX_BATCH
+from sim.mqtt_transport import DEFAULT_LINGER
 from sim.mqtturl import TLSFiles, parse_broker_url
 from sim.replay import RecordWriter
 from sim.transport import InProcessTransport, Subscriber, Transport
@@ -25,6 +27,10 @@ __all__ = ["Link", "carry_events", "record_topic"]
 
 Publish = Callable[[str, str], None]  # (period id, JSON): a retained ranking
 BACKLOG_LIMIT = 50_000  # events published but not yet consumed before the simulation waits
+# ... on a broker not our own: a stock Mosquitto queues 1,000 messages (plus 20 in flight) for a
+# subscriber that falls behind (max_queued_messages) and silently drops the rest. Messages, not
+# events (a batch is one); past the limit the simulation waits until the engine is down to half.
+EXTERNAL_BACKLOG_LIMIT = 800
 
 
 def _quiet(_: str) -> None:
@@ -41,11 +47,22 @@ class Link:
     tls: TLSFiles = field(default_factory=TLSFiles)
     announce: Callable[[str], None] = _quiet
     idle_timeout: float = 15.0
+    # Device events per MQTT message: 1 publishes each on its device topic; N > 1 sends a
+    # gateway's events as JSON arrays on {prefix}/batch/{estate} (see sim.mqtt_transport).
+    batch: int = 1
+    linger: float = DEFAULT_LINGER  # wall seconds a part-filled batch may wait
 
     def check(self) -> None:
         """Refuse a bad link before anything starts."""
         if self.qos not in (0, 1):
             raise BadInput(f"--qos {self.qos}: must be 0 or 1")
+        if not 1 <= self.batch <= DEFAULT_MAX_BATCH:
+            raise BadInput(
+                f"--batch {self.batch}: from 1 (no batching) to {DEFAULT_MAX_BATCH} "
+                "(what an engine accepts in one message)"
+            )
+        if not self.linger > 0:
+            raise BadInput(f"linger {self.linger}: must be positive")
         if not self.prefix or any(c in self.prefix for c in "#+") or self.prefix.endswith("/"):
             raise BadInput(
                 f"--prefix {self.prefix!r}: a topic level without '#', '+' or a trailing '/'"
@@ -108,8 +125,15 @@ def _over_mqtt(
     outbox: Outbox | None = None
     try:
         seq = Sequencer(lambda e: writer("", e))
+        # On a broker not our own, a persistent session: across a broker restart (persistence
+        # on) it keeps what was queued for the engine and what gateways publish before the
+        # engine is back. Our embedded broker lives exactly as long as the run: no need.
         intake = Intake(
-            url, prefix=link.prefix, client_id=f"pmsim-{run_id}-engine", on_event=seq.arrived
+            url,
+            prefix=link.prefix,
+            client_id=f"pmsim-{run_id}-engine",
+            on_event=seq.arrived,
+            clean=embedded is not None,
         )
         intake.start()
         outbox = Outbox(url, f"pmsim-{run_id}-records")
@@ -118,14 +142,35 @@ def _over_mqtt(
             outbox.put(record_topic(link.prefix, rec), json.dumps(rec, ensure_ascii=False))
 
         writer.publish = out
-        transport = MqttTransport(url, prefix=link.prefix, qos=link.qos, run_id=run_id)
+        transport = MqttTransport(
+            url,
+            prefix=link.prefix,
+            qos=link.qos,
+            run_id=run_id,
+            batch=link.batch,
+            linger=link.linger,
+        )
+
+        def caught_up() -> bool:  # messages the broker holds for the engine: half the limit
+            assert transport is not None and intake is not None
+            return transport.messages - intake.received < EXTERNAL_BACKLOG_LIMIT // 2
 
         def expect(_topic: str, event: DeviceEvent) -> None:
-            if not seq.wait_backlog_below(BACKLOG_LIMIT, 60.0):
+            # The broker's queue limit counts messages (a batch is one), the memory bound events.
+            assert transport is not None and intake is not None
+            if (
+                embedded is None
+                and transport.messages - intake.received >= EXTERNAL_BACKLOG_LIMIT
+                and not seq.wait_until(caught_up, 60.0)
+            ) or not seq.wait_backlog_below(BACKLOG_LIMIT, 60.0):
                 raise BadInput(f"broker {url}: the engine received nothing for 60 s")
             seq.expect(event.event_id)
 
-        transport.subscribe(log)
+        write_text = getattr(log, "write_text", None)  # runner.EventLog: reuse the JSON sent
+        if callable(write_text):
+            transport.subscribe_text(write_text)
+        else:
+            transport.subscribe(log)
         transport.subscribe(expect)
 
         def finish() -> dict[str, Any]:
@@ -138,8 +183,11 @@ def _over_mqtt(
                 "protocol": transport.protocol,
                 "qos": link.qos,
                 "prefix": link.prefix,
+                "batch": link.batch,
                 "published": transport.published,
+                "messages": transport.messages,
                 "acknowledged": transport.acked,
+                "last_wills": transport.wills,
                 "consumed": seq.fed,
                 "duplicates": seq.duplicates,
                 "lost": len(lost),
@@ -169,6 +217,6 @@ def _over_mqtt(
         if transport is not None:
             transport.close()
         if intake is not None:
-            intake.stop()
+            intake.stop(forget=True)  # the run is over: nobody will resume its session
         if embedded is not None:
             embedded.stop()

@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run folder (default runs/NAME-sSEED-dDAYS)")
     _broker_options(run, default="embedded")
     run.add_argument("--qos", type=int, default=1, help="device events' QoS, 0 or 1 (default 1)")
+    run.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="device events per MQTT message: N > 1 sends each gateway's events as JSON arrays "
+        "on PREFIX/batch/ESTATE instead of one per device topic (default 1)",
+    )
     run.add_argument("--speed", type=float, help="scaled real time: simulated seconds per second")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument(
@@ -86,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--partition", help="K/N: own the estates whose stable hash is K mod N")
     rs.add_argument(
         "--state", type=Path, help="engine snapshot file: restored on start, saved often"
+    )
+    rs.add_argument(
+        "--snapshot-every",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often --state is saved (a journal covers the time between)",
     )
     rs.add_argument("--client-id", help="MQTT client id (a persistent session is kept under it)")
     rs.add_argument("--max-bytes", type=int, default=16384, help="payload size limit")
@@ -124,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
     tun.add_argument("--out", type=Path, help="default runs/tune-SCENARIO-SPACE")
     tun.add_argument("--no-progress", action="store_true")
 
+    from sim.bench import add_bench_options
+
+    ben = sub.add_parser("bench", help="pmsim's throughput next to bare baselines (bench.json)")
+    _broker_options(ben, default="embedded")
+    add_bench_options(ben)
+
     sch = sub.add_parser("schema", help="print a JSON Schema")
     sch.add_argument("which", choices=sorted(SCHEMAS))
     return p
@@ -159,6 +179,7 @@ def _link(args: argparse.Namespace) -> Any:
         broker=args.broker,
         prefix=args.prefix,
         qos=getattr(args, "qos", 1),
+        batch=getattr(args, "batch", 1),
         tls=TLSFiles(args.ca, args.cert, args.key),
         announce=announce,
     )
@@ -179,6 +200,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if args.max_bytes < 256:
         raise BadInput(f"--max-bytes {args.max_bytes}: at least 256")
+    if not args.snapshot_every > 0:
+        raise BadInput(f"--snapshot-every {args.snapshot_every}: must be positive")
     estates = (
         frozenset(e.strip() for e in args.estates.split(",") if e.strip()) if args.estates else None
     )
@@ -192,6 +215,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         client_id=args.client_id,
         max_bytes=args.max_bytes,
         wall_clock=args.wall_clock,
+        snapshot_every=args.snapshot_every,
     )
     return serve(opts)
 
@@ -347,6 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sim.broker import serve_forever
 
             return serve_forever(args.kind, args.port)
+        if args.command == "bench":
+            from sim.bench import bench_command
+
+            return bench_command(args)
         print(json.dumps(SCHEMAS[args.which](), ensure_ascii=False, indent=2))
         return 0
     except BadInput as exc:

@@ -20,9 +20,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sim.errors import BadInput
 from sim.mqtturl import BrokerURL
 
-__all__ = ["Will", "connect", "protocol_name"]
+__all__ = ["WILL_MARK", "Will", "connect", "protocol_name"]
 
 CONNECT_TIMEOUT = 5.0
+
+
+WILL_MARK = ("pmsim", "last-will")  # an MQTT 5 user property: this message is a last will
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,13 @@ def _new_client(
             cert_reqs=ssl.CERT_REQUIRED,
         )
     if will is not None:
-        client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        props = None
+        if protocol == mqtt.MQTTv5:  # so a subscriber can tell the broker sent it, not a client
+            props = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
+            props.UserProperty = [WILL_MARK]
+        client.will_set(
+            will.topic, will.payload, qos=will.qos, retain=will.retain, properties=props
+        )
     return client
 
 
@@ -80,7 +89,7 @@ def connect(
     """
     last = "no answer"
     for protocol in protocols:
-        client, rc, answered = _attempt(url, client_id, protocol, clean, will, setup)
+        client, rc, answered, closed = _attempt(url, client_id, protocol, clean, will, setup)
         if answered and rc is not None and not rc.is_failure:
             client.on_connect = on_connect
             client.on_disconnect = on_disconnect
@@ -88,6 +97,10 @@ def connect(
         client.loop_stop()
         client.disconnect()
         last = str(rc) if answered else f"no CONNACK within {CONNECT_TIMEOUT:.0f} s"
+        if closed:  # no CONNACK at all: typically plain MQTT sent to a TLS listener
+            last = "the broker closed the connection without answering"
+            if not url.tls:
+                last += " (a TLS port? then mqtts://)"
         if rc is not None and rc.value in (4, 5, 134, 135):  # bad credentials / not authorised
             break
     raise BadInput(f"broker {url}: connection refused: {last}")
@@ -95,16 +108,21 @@ def connect(
 
 def _attempt(
     url: BrokerURL, client_id: str, protocol: int, clean: bool, will: Will | None, setup: Any
-) -> tuple[mqtt.Client, ReasonCode | None, bool]:
+) -> tuple[mqtt.Client, ReasonCode | None, bool, bool]:
+    """The client, the CONNACK's reason code, whether anything answered in time, and whether
+    the connection closed before a CONNACK."""
     client = _new_client(url, client_id, protocol, clean, will)
     done = threading.Event()
     result: dict[str, ReasonCode] = {}
+    closed: list[bool] = []
 
     def on_connect(c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
         result["rc"] = rc
         done.set()
 
     def on_disconnect(c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        if "rc" not in result:
+            closed.append(True)
         result.setdefault("rc", rc)
         done.set()
 
@@ -124,4 +142,4 @@ def _attempt(
         raise BadInput(f"broker {url}: cannot connect: {exc}") from None
     client.loop_start()
     answered = done.wait(CONNECT_TIMEOUT)
-    return client, result.get("rc"), answered
+    return client, result.get("rc"), answered, bool(closed)

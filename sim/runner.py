@@ -172,7 +172,11 @@ class EventLog:
         self.counts: Counter[tuple[str, str]] = Counter()
 
     def __call__(self, topic: str, event: DeviceEvent) -> None:
-        self.fh.write(event.model_dump_json())
+        self.write_text(event, event.model_dump_json())
+
+    def write_text(self, event: DeviceEvent, text: str) -> None:
+        """The event with its JSON already made (by the MQTT transport, which sends the same)."""
+        self.fh.write(text)
         self.fh.write("\n")
         self.counts[(event.device_kind, event.type)] += 1
 

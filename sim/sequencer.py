@@ -52,6 +52,18 @@ class Sequencer:
                 self._cond.wait(min(left, 1.0))
         return True
 
+    def wait_until(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """Back-pressure on whatever the engine's progress changes: wait until ``ready()``
+        (checked as events are fed, and every 50 ms); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not ready():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
     def arrived(self, event: DeviceEvent) -> None:
         """An event came off the broker (network thread)."""
         with self._cond:

@@ -5,14 +5,16 @@ is down), validates every payload (bad ones go to the dead-letter topic), drops 
 by id, publishes alerts and work-order changes, and can own a subset of estates so several workers
 split a district. paho reconnects with backoff and the intake resubscribes on every connect. With
 ``--state FILE`` the engine's state is saved periodically and on exit, and restored on start, so a
-restarted service resumes its windows and timers.
+restarted service resumes its windows and timers; a journal next to it (:mod:`sim.journal`) covers
+the seconds since the last snapshot, so even a killed service loses no event and publishes no
+alert twice. For that the broker must keep the session's messages: persistence on, and no limit
+on queued messages (Mosquitto: ``max_queued_messages 0``; its default 1000 drops the rest).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -25,10 +27,11 @@ from types import FrameType
 from typing import IO
 
 from devices.events import DeviceEvent
-from rules.engine import Engine, Record
+from rules.engine import Record
 from sim.carrier import record_topic
 from sim.errors import BadInput
 from sim.intake import DEFAULT_MAX_PAYLOAD, Intake
+from sim.journal import Ledger, Outgoing
 from sim.mqtturl import BrokerURL
 from sim.outbox import Outbox
 from sim.rulefiles import load_rules
@@ -72,33 +75,40 @@ class ServeOptions:
     stop: threading.Event = field(default_factory=threading.Event)
 
 
-def _save(engine: Engine, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(engine.snapshot())
-    os.replace(tmp, path)  # atomic: a crash leaves the old snapshot or the new one
-
-
 def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
     rules = load_rules(opts.rules_path)
-    engine = Engine(rules)
-    if opts.state is not None and opts.state.exists():
-        try:
-            engine = Engine.restore(rules, opts.state.read_bytes())
-        except Exception as exc:  # a snapshot we cannot read is bad input, not a crash
-            raise BadInput(f"--state {opts.state}: not a snapshot of these rules: {exc}") from None
+
+    def render(r: Record) -> tuple[str, str]:
+        return record_topic(opts.prefix, r), json.dumps(r, ensure_ascii=False)
+
+    ledger = Ledger.open(rules, render, opts.state)
+    engine = ledger.engine
     skipped: Counter[str] = Counter()
     intake: Intake
 
-    def publish(records: list[Record]) -> None:
-        for r in records:
-            outbox.put(record_topic(opts.prefix, r), json.dumps(r, ensure_ascii=False))
+    def publish(records: list[Outgoing]) -> None:
+        for serial, topic, payload in records:
+            outbox.put(topic, payload, tag=serial)
+
+    failed: list[str] = []
+
+    def fail(exc: OSError) -> None:
+        failed.append(f"cannot keep --state {opts.state}: {exc}")
+        opts.stop.set()
 
     def on_event(event: DeviceEvent) -> None:
         if not owns(event.estate, opts.estates, opts.partition):
             skipped["not_mine"] += 1
             return
-        publish(engine.consume(event))
+        try:
+            records = ledger.consume(event)
+        except OSError as exc:
+            # No journal, no promise: stop at once. This event is dead-lettered by the intake,
+            # or left unacknowledged (the broker keeps it) if the stop is quicker.
+            fail(exc)
+            raise
+        publish(records)
 
     part = f"-p{opts.partition[0]}of{opts.partition[1]}" if opts.partition else ""
     intake = Intake(
@@ -109,8 +119,13 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
         max_bytes=opts.max_bytes,
         clean=False,
     )
-    outbox = Outbox(opts.url, f"{intake.client_id}-records")
-    intake.start()
+    try:
+        outbox = Outbox(opts.url, f"{intake.client_id}-records", on_ack=ledger.acked)
+        publish(ledger.unsent())  # made before a restart and never acknowledged: first, in order
+        intake.start()
+    except BaseException:
+        ledger.close()
+        raise
 
     def stop(_sig: int, _frame: FrameType | None) -> None:
         opts.stop.set()
@@ -120,9 +135,15 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
     scope = ", ".join(sorted(opts.estates)) if opts.estates else "all estates"
     if opts.partition:
         scope += f", partition {opts.partition[0]}/{opts.partition[1]}"
+    resumed = ""
+    if opts.state is not None:
+        resumed = (
+            f"; state {opts.state} (generation {ledger.generation}, {ledger.replayed} journal "
+            f"entries replayed, {len(ledger.pending)} records to publish again)"
+        )
     print(
         f"pmsim rules serve: {len(rules.rules)} rules from {opts.rules_path}, broker {opts.url}, "
-        f"{scope}; dead letters to {opts.prefix}/deadletter (Ctrl-C to stop)",
+        f"{scope}; dead letters to {opts.prefix}/deadletter{resumed} (Ctrl-C to stop)",
         file=out,
         flush=True,
     )
@@ -132,19 +153,28 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
             with intake.lock:
                 if opts.wall_clock and engine.s.epoch is not None:
                     now = (datetime.now(UTC) - engine.s.epoch).total_seconds()
-                    publish(engine.advance(now))
+                    publish(ledger.advance(now))
                 if opts.state is not None and time.monotonic() - last_save >= opts.snapshot_every:
-                    _save(engine, opts.state)
+                    ledger.save()
                     last_save = time.monotonic()
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # the snapshot cannot be written
+        fail(exc)
     finally:
         intake.stop()
         outbox.close()
         with intake.lock:
-            if opts.state is not None:
-                _save(engine, opts.state)
+            try:
+                if not failed:
+                    ledger.save()
+            except OSError as exc:
+                fail(exc)
+            ledger.close()
         stats = dict(sorted({**engine.stats, **skipped}.items()))
         dead = dict(sorted(intake.dead.items()))
         print(f"pmsim rules serve: stopped; {stats}; dead letters {dead}", file=out, flush=True)
+    if failed:
+        print(f"pmsim rules serve: error: {failed[0]}", file=sys.stderr, flush=True)
+        return 1
     return 0

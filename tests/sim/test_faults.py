@@ -239,3 +239,58 @@ def test_over_mqtt_injected_duplicates_reach_the_engine_and_change_nothing(tmp_p
     assert result.mqtt["consumed"] == result.mqtt["published"]
     clean = (tmp_path / "clean" / "alerts.jsonl").read_bytes()
     assert (tmp_path / "mqtt" / "alerts.jsonl").read_bytes() == clean
+
+
+def test_over_mqtt_a_gateway_disconnect_is_announced_by_the_brokers_last_will(
+    tmp_path: Path,
+) -> None:
+    import threading
+    import uuid
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from sim.broker import EmbeddedBroker
+    from sim.carrier import Link
+    from sim.mqttclient import WILL_MARK
+
+    f = tmp_path / "gw.yaml"
+    f.write_text("faults:\n  - {kind: gateway_disconnect, mean_days_between: 0.3}\n")
+    sc = with_faults(load_scenario(SEEDS / "tiny.yaml"), f)
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    got: list[tuple[dict[str, Any], bool]] = []
+    ready = threading.Event()
+
+    def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        props = getattr(msg.properties, "UserProperty", None) or []
+        got.append((json.loads(msg.payload), WILL_MARK in [tuple(p) for p in props]))
+
+    with EmbeddedBroker(kind="mosquitto").start() as broker:
+        sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        sub.on_message = on_message
+        sub.on_subscribe = lambda *a: ready.set()
+        sub.connect("127.0.0.1", broker.port)
+        sub.loop_start()
+        try:
+            sub.subscribe(f"{prefix}/gw/+/status", qos=1)
+            assert ready.wait(10)
+            result = run_to_folder(
+                sc, tmp_path / "mqtt", days=2, seed=1, link=Link(broker=broker.url, prefix=prefix)
+            )
+        finally:
+            sub.disconnect()
+            sub.loop_stop()
+    run_to_folder(sc, tmp_path / "local", days=2, seed=1)
+    offline = [
+        e["event_id"]
+        for e in read_jsonl(tmp_path / "local" / "events.jsonl")
+        if e["type"] == "gateway_status" and e["status"] == "offline"
+    ]
+    assert len(offline) >= 2
+    assert result.mqtt["last_wills"] == len(offline) and result.mqtt["lost"] == 0
+    wills = [doc["event_id"] for doc, marked in got if marked and doc["status"] == "offline"]
+    assert wills == offline  # each one published by the broker, as a will, in order
+    assert not [doc for doc, marked in got if doc["status"] == "offline" and not marked]
+    local = (tmp_path / "local" / "alerts.jsonl").read_bytes()
+    assert (tmp_path / "mqtt" / "alerts.jsonl").read_bytes() == local
+    assert b"gateway-offline" in local

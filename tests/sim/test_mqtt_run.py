@@ -133,6 +133,44 @@ def test_a_subscriber_receives_every_event_and_alert_of_the_run(
     assert any(t.startswith(f"{p}/alerts/tiny/") for t in topics)
 
 
+def test_batched_the_run_equals_the_in_process_run_and_any_client_reads_it(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    p = prefix()
+    listener = Listener(broker.port, f"{p}/#")
+    try:
+        over = run(tmp_path, "mqtt", Link(broker=broker.url, prefix=p, batch=7))
+        events = [json.loads(line) for line in (over / "events.jsonl").open()]
+        assert listener.wait_for(
+            lambda m: (
+                sum(len(json.loads(b)) for t, b, _ in m if "/batch/" in t)
+                + sum(1 for t, _, _ in m if t.startswith(f"{p}/gw/"))
+                >= len(events)
+            )
+        ), "messages missing"
+        with listener.lock:
+            got = list(listener.messages)
+    finally:
+        listener.close()
+    local = run(tmp_path, "none", Link())
+    for name in ("events.jsonl", "alerts.jsonl", "workorders.jsonl", "truth.jsonl"):
+        assert (over / name).read_bytes() == (local / name).read_bytes(), name
+    info = json.loads((over / "run.json").read_text())["broker"]
+    assert info["published"] == info["consumed"] == info["acknowledged"] > 1000
+    assert info["batch"] == 7 and info["messages"] < info["published"] / 2
+    assert info["lost"] == 0 and info["dead_letters"] == {}
+    # Plain JSON arrays of the same event objects, on the gateway's topic, in publish order.
+    assert not any(t.startswith(f"{p}/dev/") for t, _, _ in got)
+    batches = [json.loads(b) for t, b, _ in got if t == f"{p}/batch/tiny"]
+    assert batches and all(1 <= len(b) <= 7 for b in batches)
+    carried = [e for b in batches for e in b]
+    status = [json.loads(b) for t, b, _ in got if t == f"{p}/gw/tiny/status"]
+    assert carried == [e for e in events if e["type"] != "gateway_status"]
+    assert [e["event_id"] for e in status] == [
+        e["event_id"] for e in events if e["type"] == "gateway_status"
+    ]
+
+
 def test_embedded_broker_is_announced_and_leaves_no_process(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
