@@ -141,14 +141,15 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
             f"; state {opts.state} (generation {ledger.generation}, {ledger.replayed} journal "
             f"entries replayed, {len(ledger.pending)} records to publish again)"
         )
-    print(
-        f"pmsim rules serve: {len(rules.rules)} rules from {opts.rules_path}, broker {opts.url}, "
-        f"{scope}; dead letters to {opts.prefix}/deadletter{resumed} (Ctrl-C to stop)",
-        file=out,
-        flush=True,
-    )
     last_save = time.monotonic()
-    try:
+    try:  # from the banner on, Ctrl-C (which whoever read it may send at once) stops cleanly
+        print(
+            f"pmsim rules serve: {len(rules.rules)} rules from {opts.rules_path}, broker "
+            f"{opts.url}, {scope}; dead letters to {opts.prefix}/deadletter{resumed} "
+            "(Ctrl-C to stop)",
+            file=out,
+            flush=True,
+        )
         while not opts.stop.wait(0.5):
             with intake.lock:
                 if opts.wall_clock and engine.s.epoch is not None:
