@@ -10,14 +10,12 @@ record; cooldown, active hours and inhibition can stop a new alert from starting
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devices.events import DeviceEvent
 from rules.alerts import AlertState, KeyState, alert_record, identity
+from rules.enginetypes import EngineView, Key, Record
 from rules.ruleset import CompiledRule
-
-if TYPE_CHECKING:
-    from rules.engine import Engine, Key, Record
 
 __all__ = ["on_event", "on_timer"]
 
@@ -38,7 +36,7 @@ def _labels(cr: CompiledRule, key: Key, estate: str | None) -> dict[str, Any]:
 
 
 def on_event(
-    engine: Engine, cr: CompiledRule, role: str, key: Key, event: DeviceEvent, out: list[Record]
+    engine: EngineView, cr: CompiledRule, role: str, key: Key, event: DeviceEvent, out: list[Record]
 ) -> None:
     cond = cr.rule.condition
     ks = engine.key_state(cr, key)
@@ -104,7 +102,7 @@ def on_event(
 
 
 def on_timer(
-    engine: Engine,
+    engine: EngineView,
     cr: CompiledRule,
     key: Key,
     kind: str,
@@ -150,7 +148,7 @@ def on_timer(
         out.append(alert_record(a, "escalated", deadline, engine.s.epoch))
 
 
-def _in_hours(engine: Engine, t: float, hours: tuple[float, float]) -> bool:
+def _in_hours(engine: EngineView, t: float, hours: tuple[float, float]) -> bool:
     if engine.s.epoch is None:
         return True
     at = engine.s.epoch + timedelta(seconds=t)
@@ -159,7 +157,7 @@ def _in_hours(engine: Engine, t: float, hours: tuple[float, float]) -> bool:
     return lo <= h < hi if lo < hi else (h >= lo or h < hi)
 
 
-def _next_active(engine: Engine, t: float, hours: tuple[float, float]) -> float:
+def _next_active(engine: EngineView, t: float, hours: tuple[float, float]) -> float:
     """The next time at or after ``t`` when the active hours begin."""
     assert engine.s.epoch is not None
     at = engine.s.epoch + timedelta(seconds=t)
@@ -185,7 +183,7 @@ def _holds(cr: CompiledRule, ks: KeyState, t: float) -> bool:
     return False
 
 
-def _inhibited(engine: Engine, cr: CompiledRule, labels: dict[str, Any]) -> bool:
+def _inhibited(engine: EngineView, cr: CompiledRule, labels: dict[str, Any]) -> bool:
     for inh in cr.rule.inhibited_by:
         for b in engine.s.active_by_rule.get(inh.rule, {}).values():
             if b.active and all(b.labels.get(k) == labels.get(k) for k in inh.equal):
@@ -200,7 +198,7 @@ def _link(index: dict[str, list[tuple[int, Key]]], event_id: str, ref: tuple[int
 
 
 def _trigger(
-    engine: Engine,
+    engine: EngineView,
     cr: CompiledRule,
     key: Key,
     ks: KeyState,
@@ -259,7 +257,7 @@ def _trigger(
 
 
 def _fire(
-    engine: Engine, cr: CompiledRule, key: Key, a: AlertState, t: float, out: list[Record]
+    engine: EngineView, cr: CompiledRule, key: Key, a: AlertState, t: float, out: list[Record]
 ) -> None:
     s = engine.s
     rule = cr.rule
@@ -280,7 +278,7 @@ def _fire(
 
 
 def _count_repeat(
-    engine: Engine, rc: CompiledRule, a: AlertState, t: float, out: list[Record]
+    engine: EngineView, rc: CompiledRule, a: AlertState, t: float, out: list[Record]
 ) -> None:
     cond = rc.rule.condition
     if cond.kind != "repeat":  # pragma: no cover - listeners are repeat rules
@@ -299,7 +297,7 @@ def _count_repeat(
 
 
 def _condition_false(
-    engine: Engine, cr: CompiledRule, key: Key, ks: KeyState, t: float, out: list[Record]
+    engine: EngineView, cr: CompiledRule, key: Key, ks: KeyState, t: float, out: list[Record]
 ) -> None:
     a = ks.alert
     if a is None or a.cond_false_s is not None:
@@ -313,7 +311,7 @@ def _condition_false(
 
 
 def _resolve(
-    engine: Engine, cr: CompiledRule, ks: KeyState, a: AlertState, t: float, out: list[Record]
+    engine: EngineView, cr: CompiledRule, ks: KeyState, a: AlertState, t: float, out: list[Record]
 ) -> None:
     s = engine.s
     a.state = "resolved"

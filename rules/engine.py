@@ -22,13 +22,12 @@ from pydantic import ValidationError
 from devices.events import DeviceEvent, StaffArrived, StaffDone, event_adapter
 from rules.alerts import AlertState, KeyState, alert_record, identity
 from rules.conditions import on_event, on_timer
+from rules.enginetypes import Key, Record
 from rules.ruleset import CompiledRule, RuleSet
 from rules.workorders import WorkOrderBook
 
 __all__ = ["Engine", "Record"]
 
-Record = dict[str, Any]
-Key = tuple[Any, ...]
 _DEDUPE_HORIZON = 6 * 3600.0  # event ids remembered this long below the watermark
 
 

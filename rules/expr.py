@@ -3,21 +3,36 @@
 Rule filters are user text (they come from rule files), so they must never reach ``eval``,
 ``exec``, ``compile`` or ``ast.literal_eval``. This module has its own tokenizer
 (:mod:`rules.exprlex`) and a recursive-descent parser for a deliberately tiny language
-(comparisons, ``in`` lists, ``and``, ``or``, ``not``: no calls, no attributes, no arithmetic), checks every name and type against the
-event fields at compile time, and compiles the filter to plain Python closures. A compiled filter
-never raises at run time: a missing field or a ``None`` value makes every comparison on it false,
-except ``== null``.
+(comparisons, ``in`` lists, ``and``, ``or``, ``not``: no calls, no attributes, no arithmetic),
+checks every name and type against the event fields at compile time, and compiles the filter to
+plain Python closures (the typed nodes and the closures are in :mod:`rules.exprnodes`). A compiled
+filter never raises at run time: a missing field or a ``None`` value makes every comparison on it
+false, except ``== null``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import operator
-from collections.abc import Callable, Mapping, Sequence
-from numbers import Real
+from collections.abc import Mapping
 from typing import Any, Literal, NoReturn
 
 from rules.exprlex import ExprError, Token, TokKind, tokenize
+from rules.exprnodes import (
+    ORDERING,
+    Node,
+    Pred,
+    Values,
+    all_of,
+    any_of,
+    cond,
+    equality,
+    is_true,
+    kind_of,
+    member,
+    negation,
+    null_test,
+    ordered,
+)
 
 __all__ = ["Expr", "ExprError", "FieldType", "compile_expr"]
 
@@ -31,17 +46,6 @@ MAX_DEPTH = 32
 MAX_LIST_LENGTH = 1000
 
 _FIELD_TYPES: frozenset[str] = frozenset({"number", "string", "bool"})
-_ORDERING: dict[str, Callable[[Any, Any], Any]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-
-
-_Values = Mapping[str, Any]
-_Get = Callable[[_Values], object]
-_Pred = Callable[[_Values], bool]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,90 +54,10 @@ class Expr:
 
     text: str
     fields: frozenset[str]  # event fields the expression reads
-    _predicate: _Pred = dataclasses.field(repr=False, compare=False)
+    _predicate: Pred = dataclasses.field(repr=False, compare=False)
 
     def __call__(self, values: Mapping[str, Any]) -> bool:
         return self._predicate(values)
-
-
-# -- typed nodes ----------------------------------------------------------------------------------
-
-# Static types: the three field types, plus "null" (the null literal) and "list" (a list literal,
-# valid only right of `in`). Comparisons and and/or/not are "cond" nodes of type "bool".
-_NodeKind = Literal["field", "literal", "list", "cond"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Node:
-    kind: _NodeKind
-    type: str
-    column: int
-    get: _Get  # value getter (a list's getter returns None; its elements are in `items`)
-    pred: _Pred | None = None  # set for "cond" nodes only; `get` is then the same function
-    name: str = ""  # field name, for messages
-    items: tuple[tuple[object, str, int], ...] = ()  # list elements: (value, type, column)
-
-    def describe(self) -> str:
-        if self.kind == "field":
-            return f"{self.type} field '{self.name}'"
-        if self.kind == "list":
-            return "a list"
-        if self.kind == "cond":
-            return "a condition"
-        if self.type == "null":
-            return "null"
-        return f"a {self.type}"
-
-
-def _cond(column: int, pred: _Pred) -> _Node:
-    return _Node("cond", "bool", column, pred, pred=pred)
-
-
-def _kind_of(value: object) -> str | None:
-    """Runtime type of a value in the language's terms (bools are not numbers)."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Real):
-        return "number"
-    return None
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
-def _same(a: object, b: object) -> bool:
-    """Strict equality: same language type and equal; never raises on odd values."""
-    kind = _kind_of(a)
-    return kind is not None and kind == _kind_of(b) and bool(a == b)
-
-
-def _and(preds: Sequence[_Pred]) -> _Pred:
-    if len(preds) == 1:
-        return preds[0]
-    ps = tuple(preds)
-
-    def run(values: _Values) -> bool:
-        return all(p(values) for p in ps)
-
-    return run
-
-
-def _or(preds: Sequence[_Pred]) -> _Pred:
-    if len(preds) == 1:
-        return preds[0]
-    ps = tuple(preds)
-
-    def run(values: _Values) -> bool:
-        return any(p(values) for p in ps)
-
-    return run
-
-
-def _not(pred: _Pred) -> _Pred:
-    return lambda values: not pred(values)
 
 
 # -- parser ---------------------------------------------------------------------------------------
@@ -180,7 +104,7 @@ class _Parser:
 
     # grammar
 
-    def parse(self) -> _Pred:
+    def parse(self) -> Pred:
         if self.at("end"):
             self.fail("empty expression: expected a condition", 0)
         node = self.or_expr()
@@ -191,7 +115,7 @@ class _Parser:
             self.fail(f"expected 'and', 'or' or end of expression, got {t.describe()}")
         return self.condition(node)
 
-    def or_expr(self) -> _Node:
+    def or_expr(self) -> Node:
         first = self.and_expr()
         if not self.at("kw", "or"):
             return first
@@ -199,9 +123,9 @@ class _Parser:
         while self.at("kw", "or"):
             self.advance()
             preds.append(self.condition(self.and_expr()))
-        return _cond(first.column, _or(preds))
+        return cond(first.column, any_of(preds))
 
-    def and_expr(self) -> _Node:
+    def and_expr(self) -> Node:
         first = self.not_expr()
         if not self.at("kw", "and"):
             return first
@@ -209,18 +133,18 @@ class _Parser:
         while self.at("kw", "and"):
             self.advance()
             preds.append(self.condition(self.not_expr()))
-        return _cond(first.column, _and(preds))
+        return cond(first.column, all_of(preds))
 
-    def not_expr(self) -> _Node:
+    def not_expr(self) -> Node:
         if not self.at("kw", "not"):
             return self.comparison()
         token = self.advance()
         self.enter(token)
         inner = self.condition(self.not_expr())
         self.depth -= 1
-        return _cond(token.column, _not(inner))
+        return cond(token.column, negation(inner))
 
-    def comparison(self) -> _Node:
+    def comparison(self) -> Node:
         left = self.operand()
         t = self.tok
         if t.kind == "op" or (t.kind == "kw" and t.text == "in"):
@@ -243,7 +167,7 @@ class _Parser:
             self.fail("comparisons cannot be chained; combine them with 'and'")
         return node
 
-    def operand(self) -> _Node:
+    def operand(self) -> Node:
         t = self.tok
         if t.kind == "num":
             self.advance()
@@ -276,12 +200,12 @@ class _Parser:
             f"got {t.describe()}"
         )
 
-    def list_literal(self) -> _Node:
+    def list_literal(self) -> Node:
         open_tok = self.advance()
         items: list[tuple[object, str, int]] = []
         if self.at("punct", "]"):
             self.advance()
-            return _Node("list", "list", open_tok.column, lambda values: None)
+            return Node("list", "list", open_tok.column, lambda values: None)
         while True:
             t = self.tok
             if t.kind == "end":
@@ -311,26 +235,26 @@ class _Parser:
                 self.fail("unclosed '[': expected ']'", open_tok.column)
             else:
                 self.fail(f"expected ',' or ']' in list, got {self.tok.describe()}")
-        return _Node("list", "list", open_tok.column, lambda values: None, items=tuple(items))
+        return Node("list", "list", open_tok.column, lambda values: None, items=tuple(items))
 
-    def literal(self, value: object, type_: str, column: int) -> _Node:
-        return _Node("literal", type_, column, lambda values: value)
+    def literal(self, value: object, type_: str, column: int) -> Node:
+        return Node("literal", type_, column, lambda values: value)
 
-    def field(self, t: Token) -> _Node:
+    def field(self, t: Token) -> Node:
         name = t.text
         if name not in self.fields:
             known = ", ".join(sorted(self.fields)) or "(none)"
             self.fail(f"unknown event field '{name}'; known: {known}", t.column)
         self.used.add(name)
 
-        def get(values: _Values) -> object:
+        def get(values: Values) -> object:
             return values.get(name)
 
-        return _Node("field", self.fields[name], t.column, get, name=name)
+        return Node("field", self.fields[name], t.column, get, name=name)
 
     # typing and compilation
 
-    def condition(self, node: _Node) -> _Pred:
+    def condition(self, node: Node) -> Pred:
         """The node used as a condition: a comparison, and/or/not, or a bool field or literal."""
         if node.pred is not None:
             return node.pred
@@ -344,31 +268,20 @@ class _Parser:
         if node.kind == "literal":
             constant = bool(get({}))
             return lambda values: constant
+        return is_true(get)
 
-        def is_true(values: _Values) -> bool:
-            value = get(values)
-            return isinstance(value, bool) and value
-
-        return is_true
-
-    def compare(self, left: _Node, op: str, right: _Node) -> _Node:
+    def compare(self, left: Node, op: str, right: Node) -> Node:
         if op in ("in", "not in"):
             return self.membership(left, op, right)
         for side in (left, right):
             if side.kind == "list":
                 self.fail("a list can only appear on the right of 'in' or 'not in'", side.column)
         lget, rget = left.get, right.get
-        if op in _ORDERING:
+        if op in ORDERING:
             for side in (left, right):
                 if side.type != "number":
                     self.fail(f"'{op}' compares numbers only, got {side.describe()}", side.column)
-            fn = _ORDERING[op]
-
-            def ordered(values: _Values) -> bool:
-                a, b = lget(values), rget(values)
-                return _is_number(a) and _is_number(b) and bool(fn(a, b))
-
-            return _cond(left.column, ordered)
+            return cond(left.column, ordered(ORDERING[op], lget, rget))
 
         # == and !=
         if "null" not in (left.type, right.type) and left.type != right.type:
@@ -379,21 +292,10 @@ class _Parser:
         negate = op == "!="
         if left.type == "null" or right.type == "null":
             other = rget if left.type == "null" else lget
+            return cond(left.column, null_test(other, negate))
+        return cond(left.column, equality(lget, rget, negate))
 
-            def null_test(values: _Values) -> bool:
-                return (other(values) is None) != negate
-
-            return _cond(left.column, null_test)
-
-        def equality(values: _Values) -> bool:
-            a, b = lget(values), rget(values)
-            if a is None or b is None:
-                return False
-            return _same(a, b) != negate
-
-        return _cond(left.column, equality)
-
-    def membership(self, left: _Node, op: str, right: _Node) -> _Node:
+    def membership(self, left: Node, op: str, right: Node) -> Node:
         if left.kind not in ("field", "literal"):
             self.fail(
                 f"'{op}' needs a field or a literal on its left, got {left.describe()}",
@@ -417,24 +319,8 @@ class _Parser:
                     column,
                 )
         has_null = any(type_ == "null" for _, type_, _ in right.items)
-        keys = frozenset((_kind_of(v), v) for v, type_, _ in right.items if type_ != "null")
-        negate = op == "not in"
-        lget = left.get
-
-        def member(values: _Values) -> bool:
-            value = lget(values)
-            if value is None:
-                return has_null and not negate
-            kind = _kind_of(value)
-            if kind is None:
-                return negate
-            try:
-                found = (kind, value) in keys
-            except TypeError:  # unhashable Real subclass: treat as not in the list
-                found = False
-            return found != negate
-
-        return _cond(left.column, member)
+        keys = frozenset((kind_of(v), v) for v, type_, _ in right.items if type_ != "null")
+        return cond(left.column, member(left.get, keys, has_null, op == "not in"))
 
 
 def compile_expr(text: str, fields: Mapping[str, FieldType]) -> Expr:

@@ -3,7 +3,8 @@
 Rule filters are user text, so they are read by hand, character by character, never by Python's
 own tokenizer or ``eval``. Turning text into tokens (numbers, quoted strings, identifiers,
 keywords, operators and punctuation, each with its column) is a job of its own, apart from parsing
-and type-checking them, so it lives here and :mod:`rules.expr` keeps the parser and the compiler.
+and type-checking them, so it lives here; :mod:`rules.expr` keeps the parser and the compiler
+and :mod:`rules.exprnodes` the closures a compiled filter runs as.
 :class:`ExprError` is here too because the tokenizer raises it; import it from :mod:`rules.expr`
 as before. It imports nothing outside the standard library.
 """

@@ -11,6 +11,7 @@ import pickle
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import rules.expr as expr_module
+import rules.exprlex as exprlex_module
+import rules.exprnodes as exprnodes_module
 from rules.expr import Expr, ExprError, FieldType, compile_expr
 
 FIELDS: dict[str, FieldType] = {
@@ -613,8 +616,10 @@ def test_compiling_and_running_never_touch_eval() -> None:
     assert (result, calls) == (True, [])
 
 
-def test_the_module_has_no_eval_like_calls() -> None:
-    source = Path(expr_module.__file__).read_text(encoding="utf-8")
+@pytest.mark.parametrize("module", [expr_module, exprlex_module, exprnodes_module])
+def test_the_module_has_no_eval_like_calls(module: ModuleType) -> None:
+    assert module.__file__ is not None
+    source = Path(module.__file__).read_text(encoding="utf-8")
     tree = ast.parse(source)
     called = {
         node.func.id
