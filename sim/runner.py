@@ -15,35 +15,28 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-import simpy
-import simpy.rt
 import yaml
 
-from devices.base import Clock
 from devices.events import DeviceEvent
 from rules.engine import Engine
 from rules.score import score_rules
 from rules.workorders import workorder_figures
-from sim.behaviour import start_households
-from sim.calendar import DAY, start_datetime
-from sim.carrier import Link, carry_events
 from sim.errors import BadInput
-from sim.folders import staged_folder
-from sim.property import PropertyCompany
-from sim.replay import RecordWriter, read_jsonl, write_score
-from sim.rulefiles import DEFAULT_RULES, load_rules
-from sim.scenario import Scenario
-from sim.streams import Streams
-from sim.transport import Transport
-from sim.truth import TruthLedger
-from sim.world import World
+from sim.files.folders import staged_folder
+from sim.files.records import RecordWriter, read_jsonl, write_score
+from sim.files.rulefiles import DEFAULT_RULES, load_rules
+from sim.mqtt.carrier import Link, carry_events
+from sim.result import RunResult
+from sim.world.calendar import DAY
+from sim.world.scenario import Scenario
+from sim.world.simulation import Simulation
+from sim.world.world import World
 
-__all__ = ["Link", "RunResult", "Simulation", "prepare_out_dir", "run_to_folder", "versions"]
+__all__ = ["Link", "prepare_out_dir", "run_to_folder", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -54,47 +47,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[dist] = "unknown"
     return out
-
-
-class Simulation:
-    """One simulated world over ``days`` days, publishing into ``transport``."""
-
-    def __init__(
-        self,
-        scenario: Scenario,
-        transport: Transport,
-        *,
-        days: int,
-        seed: int,
-        speed: float | None = None,
-    ) -> None:
-        self.scenario = scenario
-        self.days = days
-        self.seed = seed
-        self.env: simpy.Environment = (
-            simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
-            if speed
-            else simpy.Environment()
-        )
-        self.clock = Clock(start_datetime(scenario.start))
-        self.truth = TruthLedger()
-        self.streams = Streams(seed)
-        self.world = World(
-            scenario, self.env, self.streams, self.clock, transport, self.truth, days
-        )
-        for company in scenario.companies:
-            self.world.companies[company.id] = PropertyCompany(
-                self.world, company, scenario.staffing
-            )
-        start_households(self.world, days)
-        self.world.schedule_installs()
-
-    def run(self, on_day: Callable[[int], None] | None = None) -> None:
-        for day in range(self.days):
-            self.env.run(until=(day + 1) * DAY)
-            if on_day is not None:
-                on_day(day + 1)
-        self.world.finish()
 
 
 def _finish_folder(
@@ -108,13 +60,14 @@ def _finish_folder(
 ) -> dict[str, Any]:
     """Everything written after the simulation: truth, the run's inputs, the rankings (published
     retained on ``{prefix}/rankings/{period}`` while the broker is still there)."""
-    from sim.ranking import compute_rankings
+    from sim.report.ranking import compute_rankings
 
     with open(tmp / "truth.jsonl", "w", encoding="utf-8", newline="\n") as fh:
         sim.truth.write(fh, sim.clock)
     shutil.copyfile(rules_path, tmp / "rules.yaml")
     (tmp / "estates.json").write_text(
-        json.dumps(estate_table(sim.world), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        json.dumps(estate_table(sim.world), ensure_ascii=False, indent=1) + "\n",
+        encoding="utf-8",
     )
     (tmp / "scenario.resolved.yaml").write_text(
         yaml.safe_dump(resolved.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
@@ -139,7 +92,7 @@ def _report(folder: Path) -> str:
 
     if importlib.util.find_spec("matplotlib") is None:
         return "no report.html: pip install 'pmsim[report]', then pmsim report RUN_DIR"
-    from sim.report import write_report
+    from sim.report.page import write_report
 
     write_report(folder)
     return "report.html"
@@ -181,28 +134,6 @@ class EventLog:
         self.counts[(event.device_kind, event.type)] += 1
 
 
-@dataclass
-class RunResult:
-    out: Path
-    scenario: Scenario
-    days: int
-    seed: int
-    events: int
-    event_counts: dict[str, dict[str, int]]
-    truth_counts: dict[str, Any]
-    wall_seconds: float
-    devices: int
-    households: int
-    score: dict[str, Any] = field(default_factory=dict)
-    mqtt: dict[str, Any] = field(default_factory=dict)
-    report: str = ""
-    rankings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def events_per_second(self) -> float:
-        return self.events / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-
 def prepare_out_dir(out: Path) -> None:
     """Refuse to overwrite a folder that is not a previous pmsim run."""
     if out.exists():
@@ -227,7 +158,7 @@ def run_to_folder(
     on_day: Callable[[int], None] | None = None,
 ) -> RunResult:
     ruleset = load_rules(rules_path)  # bad rules: refused before anything is written
-    from sim.ranking import DEFAULT_RANKINGS, check_rank_file
+    from sim.report.ranking import DEFAULT_RANKINGS, check_rank_file
 
     rankings_path = rankings_path or DEFAULT_RANKINGS
     check_rank_file(rankings_path)  # a broken indicator config too

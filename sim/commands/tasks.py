@@ -1,0 +1,133 @@
+"""The units of work of sweeps and replications: pure functions of (scenario, seed, rules) that
+return plain data, so a process pool or a Dask worker can run them anywhere.
+
+A SimPy environment does not pickle, so each task builds its own world. A seed is simulated once
+into a cache folder and every trial's rules are replayed on its recorded events (a rule change does
+not change the world); a worker that lacks the cache (another machine) simulates it itself, with
+the same result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rules.engine import Engine, Record
+from rules.model import RuleFile
+from rules.ruleset import RuleSet
+from rules.score import score_rules
+from rules.space import focus, watched_types
+from sim.files.records import read_jsonl
+from sim.mqtt.carrier import Link
+from sim.runner import run_to_folder
+from sim.world.scenario import Scenario
+
+__all__ = ["replay_trials", "run_replication", "simulate_seed"]
+
+
+def _key(scenario_doc: dict[str, Any], seed: int, days: int) -> str:
+    blob = json.dumps(scenario_doc, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.blake2b(blob + f"|{seed}|{days}".encode(), digest_size=8).hexdigest()
+
+
+def simulate_seed(scenario_doc: dict[str, Any], seed: int, days: int, cache: str) -> str:
+    """Simulate once into ``cache`` (a no-op when already there); returns the run folder."""
+    sc = Scenario.model_validate(scenario_doc)
+    folder = Path(cache) / f"{sc.name}-{_key(scenario_doc, seed, days)}-s{seed}-d{days}"
+    if (folder / "run.json").exists():
+        return str(folder)
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".sim-", dir=cache))
+    run_to_folder(sc, tmp / "run", days=days, seed=seed, link=Link())
+    with contextlib.suppress(OSError):  # another worker got there first: its copy is identical
+        os.rename(tmp / "run", folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return str(folder)
+
+
+_TYPE = b'"type":"'
+
+
+def _event_type(line: bytes) -> bytes:
+    i = line.rfind(_TYPE)  # the discriminator follows the envelope in pmsim's own JSON
+    if i < 0:
+        return b""
+    j = line.find(b'"', i + len(_TYPE))
+    return line[i + len(_TYPE) : j]
+
+
+def _replay(
+    rules: RuleSet, events: Path, end_s: float, types: set[str] | None = None
+) -> tuple[list[Record], list[Record]]:
+    """Replay; with ``types``, lines of other event types are skipped unparsed (they could not
+    change these rules' alerts)."""
+    engine = Engine(rules)
+    wanted = {t.encode() for t in types} if types is not None else None
+    records: list[Record] = []
+    with events.open("rb") as fh:
+        for line in fh:
+            if wanted is not None and _event_type(line) not in wanted:
+                continue
+            records.extend(engine.consume_payload(line))
+    records.extend(engine.finish(end_s))
+    alerts = [r for r in records if r["record"] == "alert"]
+    orders = [r for r in records if r["record"] == "workorder"]
+    return alerts, orders
+
+
+def replay_trials(
+    scenario_doc: dict[str, Any],
+    seed: int,
+    days: int,
+    cache: str,
+    rule_docs: list[dict[str, Any]],
+    only: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Score each rule file (as a dict) on one seed's recorded events; with ``only``, just those
+    rules (and what they depend on) are replayed and scored."""
+    folder = Path(simulate_seed(scenario_doc, seed, days, cache))
+    info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    truth = list(read_jsonl(folder / "truth.jsonl"))
+    end_s = days * 86400.0
+    out = []
+    for doc in rule_docs:
+        spec = RuleFile.model_validate(doc)
+        types = None
+        if only is not None:
+            spec = focus(spec, only)
+            types = watched_types(spec)
+        rules = RuleSet(spec)
+        alerts, orders = _replay(rules, folder / "events.jsonl", end_s, types)
+        out.append(
+            score_rules(
+                rules,
+                alerts,
+                orders,
+                truth,
+                households=int(info["counts"]["households"]),
+                days=float(days),
+                end_s=end_s,
+            )
+        )
+    return out
+
+
+def run_replication(
+    scenario_doc: dict[str, Any], seed: int, days: int, rules_text: str, out: str
+) -> dict[str, Any]:
+    """One full run folder for one seed (``pmsim run --replications``); returns its score."""
+    sc = Scenario.model_validate(scenario_doc)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_path = Path(tmp) / "rules.yaml"
+        rules_path.write_text(rules_text, encoding="utf-8")
+        result = run_to_folder(
+            sc, Path(out), days=days, seed=seed, rules_path=rules_path, link=Link()
+        )
+    return result.score

@@ -1,0 +1,61 @@
+"""The records of a run folder: the engine's alerts and work orders written as JSON Lines while it
+consumes events, JSON Lines read back with line-numbered errors, ``run.json`` and ``score.json``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from devices.events import DeviceEvent
+from rules.engine import Engine, Record
+from sim.errors import BadInput
+
+__all__ = ["RecordWriter", "read_jsonl", "run_info", "write_score"]
+
+
+class RecordWriter:
+    """Engine subscriber: feeds each event to the engine, writes what comes out."""
+
+    def __init__(self, engine: Engine, alerts: IO[str], workorders: IO[str]) -> None:
+        self.engine = engine
+        self.alerts = alerts
+        self.workorders = workorders
+        self.counts = {"alert": 0, "workorder": 0}
+        self.publish: Callable[[Record], None] | None = None  # e.g. onto the broker
+
+    def __call__(self, topic: str, event: DeviceEvent) -> None:
+        self.write(self.engine.consume(event))
+
+    def write(self, records: list[Record]) -> None:
+        for r in records:
+            fh = self.alerts if r["record"] == "alert" else self.workorders
+            fh.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")))
+            fh.write("\n")
+            self.counts[r["record"]] += 1
+            if self.publish is not None:
+                self.publish(r)
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BadInput(f"{path}:{n}: not JSON: {exc.msg}") from None
+
+
+def run_info(run_dir: Path) -> dict[str, Any]:
+    try:
+        info: dict[str, Any] = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"{run_dir}: not a run folder (no run.json)") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{run_dir / 'run.json'}: not JSON: {exc.msg}") from None
+    return info
+
+
+def write_score(score: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(score, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,117 @@
+"""Publishing the engine's records (alerts, work orders) with flow control.
+
+The engine runs on the network thread of the client that receives events, and cannot wait there
+for acknowledgements. Records go into a queue; a thread of their own publishes them on a
+connection of their own, at most ``window`` unacknowledged at a time (paho reuses message ids past
+65,535 outstanding and then drops messages: never get near that). While the broker is away paho
+keeps QoS 1 messages and sends them again on reconnect. ``on_ack(tag)`` tells the owner which
+record the broker took (``rules serve`` journals it, so a restart does not publish it twice).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from sim.mqtt.client import connect
+from sim.mqtt.url import BrokerURL
+
+__all__ = ["Outbox"]
+
+_STOP = object()
+
+
+class Outbox:
+    def __init__(
+        self,
+        url: BrokerURL,
+        client_id: str,
+        window: int = 1000,
+        on_ack: Callable[[int], None] | None = None,
+    ) -> None:
+        self.window = window
+        self.on_ack = on_ack
+        self._q: queue.Queue[Any] = queue.Queue()
+        self._cond = threading.Condition()
+        self._unacked = 0
+        self._tags: dict[int, int | None] = {}  # message id -> tag, until acknowledged
+        self._early: set[int] = set()  # acknowledged before publish() returned its id
+        self.sent = 0
+        self.failed = 0
+
+        def setup(c: mqtt.Client) -> None:
+            c.on_publish = self._on_publish
+            c.max_inflight_messages_set(window)
+            c.max_queued_messages_set(0)  # 0 = keep everything while the broker is away
+
+        self.client = connect(url, client_id, setup=setup)
+        self._thread = threading.Thread(target=self._run, name="pmsim-outbox", daemon=True)
+        self._thread.start()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
+        tag: int | None = None
+        with self._cond:
+            self._unacked -= 1
+            if rc.is_failure:
+                self.failed += 1
+            if self.on_ack is not None:
+                if mid in self._tags:
+                    tag = self._tags.pop(mid)
+                else:
+                    self._early.add(mid)
+            self._cond.notify_all()
+        if tag is not None and self.on_ack is not None:
+            self.on_ack(tag)
+
+    def _sent(self, mid: int, tag: int | None) -> None:
+        """Pair a message id with its tag; the acknowledgement may already have come."""
+        with self._cond:
+            if mid not in self._early:
+                self._tags[mid] = tag
+                return
+            self._early.discard(mid)
+        if tag is not None and self.on_ack is not None:
+            self.on_ack(tag)
+
+    def put(self, topic: str, payload: str, retain: bool = False, tag: int | None = None) -> None:
+        """Any thread; never blocks. ``tag`` comes back through ``on_ack``."""
+        self._q.put((topic, payload, retain, tag))
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is _STOP:
+                return
+            topic, payload, retain, tag = item
+            with self._cond:
+                while self._unacked >= self.window:
+                    self._cond.wait(1.0)
+                self._unacked += 1
+            info = self.client.publish(topic, payload, qos=1, retain=retain)
+            # NO_CONN: the broker is away; paho keeps the message and sends it on reconnect.
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                with self._cond:
+                    self._unacked -= 1
+                    self.failed += 1
+            elif self.on_ack is not None:
+                self._sent(info.mid, tag)
+            self.sent += 1
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Publish what is queued, wait for the acknowledgements, disconnect. False on timeout."""
+        self._q.put(_STOP)
+        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._unacked > 0 and time.monotonic() < deadline:
+                self._cond.wait(0.5)
+            done = self._unacked == 0
+        self.client.disconnect()
+        self.client.loop_stop()
+        return done

@@ -1,0 +1,285 @@
+"""Device events onto a real broker: one MQTT connection per estate gateway.
+
+Each gateway connects when its estate's first event goes out, with a retained last will on
+``{prefix}/gw/{estate}/status`` that marks it offline if the connection dies. Events are published
+at QoS 1 (or 0) with a bounded window of unacknowledged messages: past it, the simulation waits,
+so neither paho's queue nor the broker's grows without bound.
+
+With ``batch`` N > 1 a gateway sends its device events as JSON arrays on
+``{prefix}/batch/{estate}``: one message per N events, or fewer when the oldest has waited
+``linger`` seconds of wall time (wall, not simulated: in a fast run an estate's events are tens of
+simulated seconds apart, and under ``--speed`` a batch must not wait for the next event). Gateway
+status stays a single retained message. Each event is encoded to JSON once, for the broker and
+for the local taps (``events.jsonl``) alike.
+
+When a simulated gateway goes off line its connection really dies: the transport reconnects it with
+a last will that is the gateway's own offline status and drops the socket without a DISCONNECT, so
+the broker, not pmsim, announces the outage. The gateway reconnects when it comes back on line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from devices.events import DeviceEvent, GatewayStatus, batch_topic, topic_for
+from sim.errors import BadInput
+from sim.mqtt.client import Will, connect, protocol_name
+from sim.mqtt.url import BrokerURL
+
+__all__ = ["DEFAULT_LINGER", "MqttTransport"]
+
+DEFAULT_LINGER = 0.2  # wall seconds a batch may wait for more events
+
+
+class _Batch:
+    __slots__ = ("since", "texts")
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.texts: list[str] = []
+
+
+class MqttTransport:
+    """The :class:`~sim.world.transport.Transport` that publishes to a broker."""
+
+    def __init__(
+        self,
+        url: BrokerURL,
+        *,
+        prefix: str = "pm",
+        qos: int = 1,
+        window: int = 2000,
+        run_id: str = "run",
+        batch: int = 1,
+        linger: float = DEFAULT_LINGER,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.qos = qos
+        self.window = window
+        self.run_id = run_id
+        self.batch = batch
+        self.linger = linger
+        self._clients: dict[str, mqtt.Client] = {}
+        self._taps: list[Callable[[str, DeviceEvent], None]] = []
+        self._text_taps: list[Callable[[DeviceEvent, str], None]] = []
+        self._cond = threading.Condition()
+        self._unacked = 0
+        # Batching: events per message in flight, by (client, mid); acknowledged before known
+        self._carrying: dict[tuple[int, int], int] = {}
+        self._acked_first: set[tuple[int, int]] = set()
+        self._lock = threading.Lock()  # the batches and the clients' publish calls
+        self._pending: dict[str, _Batch] = {}  # by estate, oldest first
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self.published = 0  # events
+        self.messages = 0  # MQTT messages (fewer than events when batching)
+        self.acked = 0  # events in acknowledged messages
+        self.failed = 0
+        self.wills = 0  # offline statuses the broker published as last wills
+        self.protocol = "?"
+        if batch > 1:
+            self._flusher = threading.Thread(
+                target=self._linger_loop, name="pmsim-batch-linger", daemon=True
+            )
+            self._flusher.start()
+
+    def subscribe(self, fn: Callable[[str, DeviceEvent], None]) -> None:
+        """A local tap: called with every event as it is published (sequencing, say)."""
+        self._taps.append(fn)
+
+    def subscribe_text(self, fn: Callable[[DeviceEvent, str], None]) -> None:
+        """A local tap that also gets the event's JSON, as sent (``events.jsonl``); called first."""
+        self._text_taps.append(fn)
+
+    # -- connections --------------------------------------------------------------------------
+
+    def _on_publish(self, c: mqtt.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
+        with self._cond:
+            self._unacked -= 1
+            if self.batch > 1:
+                n = self._carrying.pop((id(c), mid), None)
+                if n is None:  # faster than _send: it adds the count
+                    self._acked_first.add((id(c), mid))
+                self.acked += n or 0
+            else:
+                self.acked += 1
+            if rc.is_failure:
+                self.failed += 1
+            self._cond.notify_all()
+
+    def _setup(self, c: mqtt.Client) -> None:
+        c.on_publish = self._on_publish
+        c.max_inflight_messages_set(self.window)
+        c.max_queued_messages_set(0)
+
+    def _client_id(self, estate: str) -> str:
+        return f"pmsim-{self.run_id}-gw-{estate}"
+
+    def _client_for(self, event: DeviceEvent) -> mqtt.Client:
+        client = self._clients.get(event.estate)
+        if client is not None:
+            return client
+        will = GatewayStatus(
+            event_id=f"{event.estate}-gw:will-{self.run_id}",
+            device_id=f"{event.estate}-gw",
+            device_kind="gateway",
+            estate=event.estate,
+            building="-",
+            time=event.time,
+            sim_seconds=event.sim_seconds,
+            seq=0,
+            status="offline",
+        )
+
+        client = connect(
+            self.url,
+            self._client_id(event.estate),
+            will=Will(topic_for(will, self.prefix), will.model_dump_json().encode(), 1, True),
+            setup=self._setup,
+        )
+        self.protocol = protocol_name(client)
+        self._clients[event.estate] = client
+        return client
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def publish(self, event: DeviceEvent) -> None:
+        if self._error is not None:
+            raise self._error
+        text = event.model_dump_json()
+        topic = topic_for(event, self.prefix)
+        for text_tap in self._text_taps:
+            text_tap(event, text)
+        for tap in self._taps:
+            tap(topic, event)
+        with self._lock:
+            client = self._client_for(event)
+            self.published += 1
+            status = isinstance(event, GatewayStatus)
+            if self.batch <= 1 or status:
+                if event.estate in self._pending:  # what the gateway sent before goes first
+                    self._send_batch(event.estate)
+                if isinstance(event, GatewayStatus) and event.status == "offline":
+                    self._die_with_will(event.estate, topic, text)
+                else:
+                    self._send(client, topic, text, status, 1)
+                return
+            now = time.monotonic()
+            pending = self._pending.get(event.estate)
+            if pending is None:
+                pending = self._pending[event.estate] = _Batch(now)
+            pending.texts.append(text)
+            if len(pending.texts) >= self.batch:
+                self._send_batch(event.estate)
+            self._send_stale(now)
+
+    def _send(self, client: mqtt.Client, topic: str, payload: str, retain: bool, n: int) -> None:
+        with self._cond:
+            if self.qos > 0:
+                while self._unacked >= self.window:
+                    if not self._cond.wait(30.0):
+                        raise BadInput(f"broker {self.url}: no acknowledgement for 30 s")
+            self._unacked += 1
+        # Not under _cond: paho holds its own lock when it calls _on_publish.
+        info = client.publish(topic, payload, qos=self.qos, retain=retain)
+        sent = self.qos > 0 or info.rc == mqtt.MQTT_ERR_SUCCESS  # QoS 0 unsent: no on_publish
+        if not sent or self.batch > 1:
+            with self._cond:
+                if not sent:
+                    self._unacked -= 1
+                elif (id(client), info.mid) in self._acked_first:
+                    self._acked_first.discard((id(client), info.mid))
+                    self.acked += n
+                else:
+                    self._carrying[(id(client), info.mid)] = n
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+            raise BadInput(f"broker {self.url}: publish failed: {mqtt.error_string(info.rc)}")
+        self.messages += 1
+
+    def _die_with_will(self, estate: str, topic: str, status: str) -> None:
+        """The gateway's link dies; the broker publishes ``status`` as its last will."""
+        with self._cond:  # what the gateway sent before is acknowledged before the link goes
+            while self._unacked > 0:
+                if not self._cond.wait(30.0):
+                    raise BadInput(f"broker {self.url}: no acknowledgement for 30 s")
+        old = self._clients.pop(estate)
+        old.disconnect()  # a clean goodbye: no will for this connection
+        old.loop_stop()
+        doomed = connect(
+            self.url,
+            self._client_id(estate),
+            will=Will(topic, status.encode(), 1, True),
+            setup=self._setup,
+        )
+        sock = doomed.socket()
+        doomed.loop_stop()  # no reconnecting: this link is gone
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        with self._cond:
+            self.acked += 1  # the broker took the will with the CONNACK
+        self.wills += 1
+        self.messages += 1
+
+    def _send_batch(self, estate: str) -> None:
+        pending = self._pending.pop(estate)
+        payload = "[" + ",".join(pending.texts) + "]"
+        topic = batch_topic(estate, self.prefix)
+        self._send(self._clients[estate], topic, payload, False, len(pending.texts))
+
+    def _send_stale(self, now: float) -> None:
+        while self._pending:
+            estate, oldest = next(iter(self._pending.items()))
+            if now - oldest.since < self.linger:
+                return
+            self._send_batch(estate)
+
+    def _linger_loop(self) -> None:
+        while not self._stop.wait(self.linger / 2):
+            try:
+                with self._lock:
+                    self._send_stale(time.monotonic())
+            except BaseException as exc:  # reported by the next publish or flush
+                self._error = exc
+                return
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Send what is batched, then wait until the broker acknowledged everything (QoS 1);
+        False on timeout."""
+        with self._lock:
+            while self._pending:
+                self._send_batch(next(iter(self._pending)))
+        if self._error is not None:
+            raise self._error
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._unacked > 0:
+                left = deadline - time.monotonic()
+                if left <= 0 or (
+                    not self._cond.wait(min(left, 1.0)) and time.monotonic() >= deadline
+                ):
+                    return False
+        return True
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._stop.set()
+            if self._flusher is not None:
+                self._flusher.join(5.0)
+            for client in self._clients.values():
+                client.disconnect()
+                client.loop_stop()
+            self._clients.clear()

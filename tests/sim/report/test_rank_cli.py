@@ -1,0 +1,153 @@
+"""Rankings of a run: ``rankings.json``, ``pmsim rank``, bad configurations, the retained topic."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from sim.commands.cli import main
+from sim.mqtt.broker import EmbeddedBroker
+from sim.mqtt.carrier import Link
+from sim.runner import run_to_folder
+from sim.world.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[3]
+CONFIG = (ROOT / "seeds" / "rankings" / "default.yaml").read_text(encoding="utf-8")
+
+# Four small estates for a month: enough for lists of one, quick enough for a test.
+SCENARIO = """\
+name: four
+start: 2026-03-01
+days: 31
+seed: 3
+devices:
+  health: {heartbeat_seconds: 2400}  # under device-silent's 45 minutes, and fewer events
+companies:
+  - {id: good, name: 好物业, diligence: 0.9, staff: 3}
+  - {id: poor, name: 差物业, diligence: 0.2, staff: 1}
+grids:
+  - id: g
+    name: 网格
+    estates:
+"""
+for i, company in enumerate(["good", "good", "poor", "poor"]):
+    SCENARIO += (
+        f"      - id: e{i}\n        name: 小区{i}\n        company: {company}\n"
+        "        buildings: [{count: 3, floors: 12, units: 2, households_per_floor: 4,"
+        " elevators_per_unit: 1}]\n"
+        "        devices: [{kind: ebike_blocker, day: 0}, {kind: falling_object_camera, day: 0},"
+        " {kind: clutter_sensor, day: 0, buildings: [b01], floors: [1, 2]}]\n"
+    )
+
+
+def config(tmp: Path, old: str = "", new: str = "") -> Path:
+    text = CONFIG.replace("list_size: 3", "list_size: 1")
+    if old:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    p = tmp / "rankings.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="module")
+def four(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("four")
+    scen = tmp / "four.yaml"
+    scen.write_text(SCENARIO, encoding="utf-8")
+    out = tmp / "run"
+    run_to_folder(load_scenario(scen), out, days=31, seed=3, rankings_path=config(tmp))
+    return out
+
+
+def test_the_run_writes_rankings_for_its_month(four: Path) -> None:
+    r = json.loads((four / "rankings.json").read_text(encoding="utf-8"))
+    assert [p["period"]["id"] for p in r["periods"]] == ["2026-03"]
+    period = r["periods"][0]
+    assert {e["estate"] for e in period["estates"]} == {"e0", "e1", "e2", "e3"}
+    for e in period["estates"]:
+        lo, hi = e["interval"]
+        assert lo <= e["score"] <= hi
+    assert len(period["red_list"]) <= 1 and len(period["black_list"]) <= 1
+    assert "kendall_tau" in period["validity"]
+
+
+def test_rankings_are_deterministic(four: Path, tmp_path: Path) -> None:
+    scen = tmp_path / "four.yaml"
+    scen.write_text(SCENARIO, encoding="utf-8")
+    again = tmp_path / "again"
+    run_to_folder(load_scenario(scen), again, days=31, seed=3, rankings_path=config(tmp_path))
+    assert (again / "rankings.json").read_bytes() == (four / "rankings.json").read_bytes()
+
+
+def test_rank_prints_the_lists(four: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rank", str(four), "--period", "month"]) == 0
+    out = capsys.readouterr().out
+    assert "== 2026-03" in out and "Red list" in out and "Black list" in out and "小区" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "old", "new", "words"),
+    [
+        (["--period", "quarter"], "", "", "longer than the run"),
+        ([], "list_size: 1", "list_size: 9", "larger than the number of estates"),
+        ([], "reopens: {weight: 5}", "reopens: {weight: -5}", "greater than or equal to 0"),
+        ([], "reopens: {weight: 5}", "happiness: {weight: 5}", "happiness"),
+    ],
+)
+def test_bad_rank_input_is_one_line_exit_2(
+    four: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    old: str,
+    new: str,
+    words: str,
+) -> None:
+    cfg = config(tmp_path, old, new)
+    assert main(["rank", str(four), "--config", str(cfg), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err, err
+
+
+def test_rankings_are_published_retained(tmp_path: Path) -> None:
+    scen = tmp_path / "four.yaml"
+    scen.write_text(SCENARIO, encoding="utf-8")
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    with EmbeddedBroker("mosquitto") as broker:
+        run_to_folder(
+            load_scenario(scen),
+            tmp_path / "run",
+            days=28,  # a month's shortest length: March is ranked on its first 28 days
+            seed=3,
+            rankings_path=config(tmp_path),
+            link=Link(broker=broker.url, prefix=prefix),
+        )
+        got: list[tuple[str, Any, bool]] = []
+        done = threading.Event()
+
+        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            got.append((msg.topic, json.loads(msg.payload), bool(msg.retain)))
+            done.set()
+
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        c.on_message = on_message
+        c.connect("127.0.0.1", broker.port)
+        c.loop_start()
+        c.subscribe(
+            f"{prefix}/rankings/#", qos=1
+        )  # after the run: only a retained message can come
+        try:
+            assert done.wait(10), "no retained ranking"
+        finally:
+            c.disconnect()
+            c.loop_stop()
+    topic, payload, retained = got[0]
+    assert topic == f"{prefix}/rankings/2026-03" and retained
+    assert payload["period"]["id"] == "2026-03"
