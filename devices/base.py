@@ -17,6 +17,7 @@ import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.events import DeviceEvent, DeviceFault, EventBase, Heartbeat, event_id
+from devices.liveness import BeatClock
 
 __all__ = ["Cause", "Clock", "Device", "Emit", "HealthParams", "Outage", "OutageSink"]
 
@@ -97,8 +98,10 @@ class Device:
         health: HealthParams,
         emit: Emit,
         on_outage: OutageSink | None = None,
+        beats: BeatClock | None = None,
     ) -> None:
         self.env = env
+        self.beats = beats  # the world's heartbeat schedule; None: a SimPy process steps them
         self.device_id = device_id
         self.estate = estate
         self.building = building
@@ -131,9 +134,20 @@ class Device:
 
     def emit(self, cls: type[EventBase], cause: Cause | None = None, **fields: Any) -> str | None:
         """Build, stamp and send one event; returns its id (``None`` while silent)."""
+        if self.beats is not None:
+            self.beats.flush(self.env.now)  # the beats due first: they take their seq first
+        return self._send(self.env.now, cls, cause, **fields)
+
+    def beat(self, t: float) -> None:
+        """The heartbeat due at true time ``t`` (from the world's :class:`BeatClock`)."""
+        self._send(t, Heartbeat, None)
+
+    def _send(
+        self, now: float, cls: type[EventBase], cause: Cause | None, **fields: Any
+    ) -> str | None:
         if self.silent:
             return None
-        stamp = round(max(0.0, self.env.now + self.skew_s), 3)  # the device's clock, not truth
+        stamp = round(max(0.0, now + self.skew_s), 3)  # the device's clock, not truth
         eid = event_id(self.device_id, self.seq)
         event = cls(
             event_id=eid,
@@ -161,16 +175,26 @@ class Device:
         self.installed = True
         self.installed_at = self.env.now
         self.emit(Heartbeat)
-        self.env.process(self._heartbeats())
+        if self.beats is not None:  # the same draw as the stepped process makes first
+            phase = float(self.health_rng.uniform(0.0, self.health.heartbeat_seconds))
+            self.beats.join(self, self.env.now + phase, self.health.heartbeat_seconds)
+        else:
+            self.env.process(self._heartbeats())
         if self.health.mean_days_between_outages > 0:
             self.env.process(self._outages())
 
     def _heartbeats(self) -> Generator[simpy.Event, Any, None]:
         interval = self.health.heartbeat_seconds
-        yield self.env.timeout(float(self.health_rng.uniform(0.0, interval)))
-        while True:
+        t0 = self.env.now + float(self.health_rng.uniform(0.0, interval))
+        k = 0
+        while True:  # at t0 + k * interval, as the BeatClock does: no drift over months
+            yield self.env.timeout(max(0.0, t0 + k * interval - self.env.now))
             self.emit(Heartbeat)  # a faulted device still heartbeats; a silent one emits nothing
-            yield self.env.timeout(interval)
+            k += 1
+
+    def _flush_beats(self) -> None:
+        if self.beats is not None:
+            self.beats.flush(self.env.now)
 
     def repair(self) -> bool:
         """A technician fixes the device now; False if it was not down."""
@@ -204,6 +228,7 @@ class Device:
         """
         start = self.env.now
         ids: tuple[str, ...] = ()
+        self._flush_beats()  # what was due before the outage went out before it
         if mode == "silent":
             self.silent = True
         else:
@@ -220,6 +245,7 @@ class Device:
         else:
             yield self.env.timeout(duration) | repaired
         self._repaired = None
+        self._flush_beats()  # beats due while silent are skipped, not sent after
         self.silent = False
         self.fault_code = None
         self.open_outage = None

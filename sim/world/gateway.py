@@ -32,8 +32,10 @@ class Gateway:
         rng: np.random.Generator,
         deliver: Callable[[DeviceEvent], None],
         truth: TruthLedger,
+        before_change: Callable[[], None] | None = None,
     ) -> None:
         self.env = env
+        self._before_change = before_change  # e.g. heartbeats due before a disconnect go out
         self.estate = estate
         self.device_id = f"{estate}-gw"
         self.clock = clock
@@ -81,6 +83,8 @@ class Gateway:
 
     def _set_online(self, online: bool) -> str:
         # The offline status is the MQTT last will: the broker, not the gateway, delivers it.
+        if self._before_change is not None:
+            self._before_change()
         self.online = online
         ev = self._status("online" if online else "offline")
         self._deliver(ev)

@@ -47,7 +47,14 @@ class Simulation:
         self.truth = TruthLedger()
         self.streams = Streams(seed)
         self.world = World(
-            scenario, self.env, self.streams, self.clock, transport, self.truth, days
+            scenario,
+            self.env,
+            self.streams,
+            self.clock,
+            transport,
+            self.truth,
+            days,
+            stepped_heartbeats=speed is not None,
         )
         for company in scenario.companies:
             self.world.companies[company.id] = PropertyCompany(

@@ -19,6 +19,7 @@ from devices.blocker import EbikeBlocker
 from devices.camera import FallingObjectCamera
 from devices.clutter import ClutterSensor
 from devices.events import DeviceEvent
+from devices.liveness import BeatClock
 from sim.world.calendar import DAY
 from sim.world.faults import DeviceFaults, FaultyTransport, gateway_settings
 from sim.world.faultspec import ClockSkew, DeliveryFault, DeviceDown
@@ -115,8 +116,15 @@ class World:
         transport: Transport,
         truth: TruthLedger,
         days: int,
+        *,
+        stepped_heartbeats: bool = False,
     ) -> None:
         self.scenario = scenario
+        # Heartbeats as a schedule. Stepped by SimPy one by one in real time (--speed), where a
+        # beat must leave at its own wall-clock moment, and under delivery faults, which hold
+        # back, duplicate or lose each beat at the moment it is sent.
+        delivery = [f for f in scenario.faults if isinstance(f, DeliveryFault)]
+        self.beats = None if stepped_heartbeats or delivery else BeatClock()
         self.days = days
         self.rainy = (
             streams.get("weather").random(days) < scenario.behaviour.rainy_day_share
@@ -126,7 +134,6 @@ class World:
         self.streams = streams
         self.clock = clock
         self.truth = truth
-        delivery = [f for f in scenario.faults if isinstance(f, DeliveryFault)]
         self.faulty = (
             FaultyTransport(transport, env, streams, truth, delivery) if delivery else None
         )
@@ -222,6 +229,7 @@ class World:
                 self.streams.get("gateway", est.id),
                 self.deliver,
                 self.truth,
+                self.flush_beats,
             )
             est.gateway.start()
         for inst in items:
@@ -242,6 +250,7 @@ class World:
             "health": self.scenario.devices.health,
             "emit": est.gateway.forward,
             "on_outage": self.on_outage,
+            "beats": self.beats,
         }
 
     def _install_in(self, est: EstateWorld, b: Building, inst: Installation) -> None:
@@ -303,8 +312,14 @@ class World:
 
     # -- routing ------------------------------------------------------------------------------
 
+    def flush_beats(self) -> None:
+        """Every heartbeat due by now goes out first (see :mod:`devices.liveness`)."""
+        if self.beats is not None:
+            self.beats.flush(self.env.now)
+
     def deliver(self, event: DeviceEvent) -> None:
         """Out of a gateway: to the transport, and alarms to the estate's property company."""
+        self.flush_beats()
         self.delivered += 1
         self.transport.publish(event)
         if event.type in ("falling_object", "clutter_detected", "door_open_too_long"):
@@ -343,6 +358,8 @@ class World:
 
     def finish(self) -> None:
         """At the end of the run: held-back events go out, open outages go into the ledger."""
+        if self.beats is not None:  # the run ends before its last instant, as env.run(until) does
+            self.beats.flush(self.days * DAY, inclusive=False)
         if self.faulty is not None:
             self.faulty.drain()
         for est in self.estates.values():
