@@ -144,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     _broker_options(ben, default="embedded")
     add_bench_options(ben)
 
+    from sim.commands.export import add_export_parser
+
+    add_export_parser(sub)
+
     sch = sub.add_parser("schema", help="print a JSON Schema")
     sch.add_argument("which", choices=sorted(SCHEMAS))
     return p
@@ -371,6 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sim.mqtt.broker import serve_forever
 
             return serve_forever(args.kind, args.port)
+        if args.command == "export":
+            from sim.commands.export import export_command
+
+            return export_command(args)
         if args.command == "bench":
             from sim.commands.bench import bench_command
 
