@@ -17,7 +17,7 @@ import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.events import DeviceEvent, DeviceFault, EventBase, Heartbeat, event_id
-from devices.liveness import BeatClock
+from devices.liveness import BeatClock, BeatRun
 
 __all__ = ["Cause", "Clock", "Device", "Emit", "HealthParams", "Outage", "OutageSink"]
 
@@ -99,9 +99,18 @@ class Device:
         emit: Emit,
         on_outage: OutageSink | None = None,
         beats: BeatClock | None = None,
+        beat_sink: Callable[[BeatRun, int], bool] | None = None,
+        run_sink: Callable[[BeatRun], None] | None = None,
     ) -> None:
         self.env = env
         self.beats = beats  # the world's heartbeat schedule; None: a SimPy process steps them
+        # With a beat sink, beats travel as runs: beat j of the open run goes to the sink, which
+        # says False when it cannot take it (the gateway is away: the beat becomes an event).
+        self.beat_sink = beat_sink
+        self.run_sink = run_sink  # told of every run that ended
+        self.run: BeatRun | None = None
+        self._beat_t0 = 0.0
+        self._beat_order = 0
         self.device_id = device_id
         self.estate = estate
         self.building = building
@@ -118,10 +127,14 @@ class Device:
         self.fault_code: str | None = None  # set while faulted: heartbeats go on, detection stops
         self.silent = False  # set while silent: nothing at all comes out
         self.open_outage: tuple[str, str, float, tuple[str, ...]] | None = None
-        self.last_event_id: str | None = None  # what a console last heard from the device
         self.on_down: Callable[[Device], None] | None = None  # someone to tell when it breaks
         self._repaired: simpy.Event | None = None
         self.skew_s = 0.0  # how far ahead of true time the device's own clock runs (faults)
+
+    @property
+    def last_event_id(self) -> str | None:
+        """What a console last heard from the device (sequence numbers have no gaps)."""
+        return event_id(self.device_id, self.seq - 1) if self.seq else None
 
     # -- availability -------------------------------------------------------------------------
 
@@ -136,11 +149,41 @@ class Device:
         """Build, stamp and send one event; returns its id (``None`` while silent)."""
         if self.beats is not None:
             self.beats.flush(self.env.now)  # the beats due first: they take their seq first
+            self.close_run()
         return self._send(self.env.now, cls, cause, **fields)
 
-    def beat(self, t: float) -> None:
-        """The heartbeat due at true time ``t`` (from the world's :class:`BeatClock`)."""
-        self._send(t, Heartbeat, None)
+    def beat(self, t: float, k: int) -> None:
+        """Heartbeat ``k`` of the grid, due at true time ``t`` (from the world's BeatClock)."""
+        if self.silent:
+            return
+        sink = self.beat_sink
+        if sink is None:
+            self._send(t, Heartbeat, None)
+            return
+        run = self.run
+        if run is None:
+            run = self.run = BeatRun(
+                self,
+                self.seq,
+                k,
+                self._beat_t0,
+                self.health.heartbeat_seconds,
+                self.skew_s,
+                self._beat_order,
+            )
+        if sink(run, run.count):
+            run.count += 1
+            self.seq += 1
+        else:  # the gateway is away: this beat waits in its buffer as an event of its own
+            self.close_run()
+            self._send(t, Heartbeat, None)
+
+    def close_run(self) -> None:
+        run = self.run
+        if run is not None:
+            self.run = None
+            if run.count and self.run_sink is not None:
+                self.run_sink(run)
 
     def _send(
         self, now: float, cls: type[EventBase], cause: Cause | None, **fields: Any
@@ -162,7 +205,6 @@ class Device:
             **fields,
         )
         self.seq += 1
-        self.last_event_id = eid
         self._emit_to(event)  # type: ignore[arg-type]
         if cause is not None:
             cause.event_ids.append(eid)
@@ -177,7 +219,8 @@ class Device:
         self.emit(Heartbeat)
         if self.beats is not None:  # the same draw as the stepped process makes first
             phase = float(self.health_rng.uniform(0.0, self.health.heartbeat_seconds))
-            self.beats.join(self, self.env.now + phase, self.health.heartbeat_seconds)
+            self._beat_t0 = self.env.now + phase
+            self._beat_order = self.beats.join(self, self._beat_t0, self.health.heartbeat_seconds)
         else:
             self.env.process(self._heartbeats())
         if self.health.mean_days_between_outages > 0:
@@ -195,6 +238,7 @@ class Device:
     def _flush_beats(self) -> None:
         if self.beats is not None:
             self.beats.flush(self.env.now)
+            self.close_run()
 
     def repair(self) -> bool:
         """A technician fixes the device now; False if it was not down."""

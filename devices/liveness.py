@@ -8,21 +8,135 @@ before anything else the world emits at that time. Whoever emits (a device, a ga
 app) flushes first, so the stream that leaves the world is the one a per-beat SimPy process gave,
 with per-device sequence numbers gap-free across heartbeats and other events. A device skips the
 beats that fall while it is silent, exactly as a stepped process would.
+
+A device whose gateway is online keeps its beats as a :class:`BeatRun`: first sequence number,
+grid index, period, clock skew and count. Nothing is built per beat unless a consumer asks:
+:meth:`BeatRun.event` materialises beat ``j`` as the very :class:`~devices.events.Heartbeat` a
+stepped device would have sent (for the MQTT wire, an export, a rule that reads heartbeats). A run
+ends when the device sends anything else, goes silent, loses its gateway, or the run ends.
 """
 
 from __future__ import annotations
 
 import heapq
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
-__all__ = ["BeatClock", "Beating"]
+from devices.events import Heartbeat, event_id
+
+__all__ = ["BeatClock", "BeatRun", "Beating", "RunOwner", "beat_stamp"]
+
+
+def beat_stamp(t0: float, k: int, period: float, skew: float) -> float:
+    """The ``sim_seconds`` of grid beat ``k``: the device's stamp of true time ``t0 + k * period``
+    (the same float expression :meth:`devices.base.Device.emit` evaluates)."""
+    return round(max(0.0, (t0 + k * period) + skew), 3)
+
+
+class _Clock(Protocol):
+    def at(self, sim_seconds: float) -> datetime: ...
+
+
+class RunOwner(Protocol):
+    """The device a run belongs to (:class:`devices.base.Device`)."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def kind(self) -> Any: ...
+    @property
+    def estate(self) -> str: ...
+    @property
+    def building(self) -> str: ...
+    @property
+    def floor(self) -> int | None: ...
+    @property
+    def clock(self) -> _Clock: ...
 
 
 class Beating(Protocol):
     """What the clock needs of a device."""
 
-    def beat(self, t: float) -> None:
-        """Send the heartbeat due at true time ``t`` (or nothing, while silent)."""
+    def beat(self, t: float, k: int) -> None:
+        """Send heartbeat ``k`` of the device's grid, due at true time ``t`` (or nothing, while
+        silent)."""
+
+
+class BeatRun:
+    """Consecutive heartbeats of one device: beat ``j`` (``0 <= j < count``) has sequence number
+    ``first_seq + j`` and is due at true time ``t0 + (first_k + j) * period``, stamped by the
+    device's clock (``skew``) exactly as :meth:`devices.base.Device.emit` stamps."""
+
+    __slots__ = ("count", "device", "first_k", "first_seq", "order", "period", "skew", "t0")
+
+    def __init__(
+        self,
+        device: RunOwner,
+        first_seq: int,
+        first_k: int,
+        t0: float,
+        period: float,
+        skew: float,
+        order: int = 0,
+    ) -> None:
+        self.device = device
+        self.order = order  # the device's place among beats due at the same time
+        self.first_seq = first_seq
+        self.first_k = first_k
+        self.t0 = t0
+        self.period = period
+        self.skew = skew
+        self.count = 0
+
+    @property
+    def device_id(self) -> str:
+        return self.device.device_id
+
+    def true_time(self, j: int) -> float:
+        """When beat ``j`` was due on the simulation's clock (the device's skew aside)."""
+        return self.t0 + (self.first_k + j) * self.period
+
+    def stamp(self, j: int) -> float:
+        """Beat ``j``'s ``sim_seconds`` (the same float expression the device evaluates)."""
+        return beat_stamp(self.t0, self.first_k + j, self.period, self.skew)
+
+    def event_id(self, j: int) -> str:
+        return event_id(self.device.device_id, self.first_seq + j)
+
+    def event(self, j: int) -> Heartbeat:
+        """Beat ``j`` as the event a device stepped one beat at a time would have sent."""
+        d = self.device
+        stamp = self.stamp(j)
+        return Heartbeat(
+            event_id=event_id(d.device_id, self.first_seq + j),
+            device_id=d.device_id,
+            device_kind=d.kind,
+            estate=d.estate,
+            building=d.building,
+            floor=d.floor,
+            time=d.clock.at(stamp),
+            sim_seconds=stamp,
+            seq=self.first_seq + j,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The run as a row of ``heartbeats.jsonl``: enough to materialise every beat again."""
+        d = self.device
+        return {
+            "device_id": d.device_id,
+            "device_kind": d.kind,
+            "estate": d.estate,
+            "building": d.building,
+            "floor": d.floor,
+            "first_seq": self.first_seq,
+            "count": self.count,
+            "start_s": self.stamp(0),
+            "period_s": self.period,
+            "t0_s": self.t0,
+            "first_k": self.first_k,
+            "skew_s": self.skew,
+            "order": self.order,
+        }
 
 
 class BeatClock:
@@ -37,12 +151,15 @@ class BeatClock:
         self._flushing = False
         self.beats = 0  # beats handed out so far (silent devices' skipped ones included)
 
-    def join(self, device: Beating, t0: float, period: float) -> None:
-        """``device`` beats at ``t0``, ``t0 + period``, ... from now on."""
+    def join(self, device: Beating, t0: float, period: float) -> int:
+        """``device`` beats at ``t0``, ``t0 + period``, ... from now on; returns its place in the
+        order that breaks ties between beats due at the same time."""
         if period <= 0:
             raise ValueError("heartbeat period must be positive")
-        heapq.heappush(self._heap, (t0, self._joined, 0, t0, period, device))
+        order = self._joined
+        heapq.heappush(self._heap, (t0, order, 0, t0, period, device))
         self._joined += 1
+        return order
 
     def flush(self, upto: float, *, inclusive: bool = True) -> None:
         """Hand out every beat due at or before ``upto`` (before it, if not ``inclusive``).
@@ -59,7 +176,7 @@ class BeatClock:
                 nxt = t0 + (k + 1) * period  # from t0, not accumulated: no drift over months
                 heapq.heapreplace(heap, (nxt, order, k + 1, t0, period, device))
                 self.beats += 1
-                device.beat(t)
+                device.beat(t, k)
         finally:
             self._flushing = False
 

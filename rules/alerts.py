@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from rules.beattrack import Track
+
 __all__ = ["MAX_EVENT_IDS", "AlertState", "KeyState", "alert_record", "identity", "iso"]
 
 MAX_EVENT_IDS = 20
@@ -64,6 +66,7 @@ class KeyState:
     timer: bool = False  # absence: a check is scheduled
     active: bool = False  # threshold: above the raise level and not yet cleared
     labels: dict[str, Any] = field(default_factory=dict)  # set from the key's first event
+    runs: dict[tuple[str, int], Track] | None = None  # absence: heartbeat runs (rules.beattrack)
 
 
 def alert_record(a: AlertState, change: str, t: float, epoch: datetime | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from devices.events import DeviceEvent
 from rules.alerts import AlertState, KeyState, alert_record, identity
+from rules.beattrack import catch_up
 from rules.enginetypes import EngineView, Key, Record
 from rules.ruleset import CompiledRule
 
@@ -117,6 +118,7 @@ def on_timer(
         if ks.since is not None and ks.since + cond.at_least == deadline:
             _trigger(engine, cr, key, ks, deadline, list(ks.since_ids), out)
     elif kind == "absence" and cond.kind == "absence":
+        catch_up(ks, deadline)
         ks.timer = False
         if ks.since is None:
             return
@@ -177,6 +179,7 @@ def _holds(cr: CompiledRule, ks: KeyState, t: float) -> bool:
     if cond.kind == "duration":
         return ks.since + cond.at_least <= t
     if cond.kind == "absence":
+        catch_up(ks, t)
         return ks.since + cond.after <= t
     if cond.kind == "sequence":
         return ks.since + cond.within <= t

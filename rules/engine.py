@@ -19,8 +19,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from devices.events import DeviceEvent, StaffArrived, StaffDone, event_adapter
+from devices.events import DeviceEvent, Heartbeat, StaffArrived, StaffDone, event_adapter
+from devices.liveness import BeatRun
 from rules.alerts import AlertState, KeyState, alert_record, identity
+from rules.beattrack import Track
 from rules.conditions import on_event, on_timer
 from rules.enginetypes import Key, Record
 from rules.ruleset import CompiledRule, RuleSet
@@ -49,6 +51,7 @@ class _State:
         self.stats: Counter[str] = Counter()
         self.late_ids: list[str] = []
         self.since_purge = 0
+        self.tracks: dict[str, Track | None] = {}  # device -> its current heartbeat run
 
 
 class Engine:
@@ -109,6 +112,59 @@ class Engine:
             s.max_seen = t
         self._release(s.max_seen - self.lateness, out)
         return out
+
+    def start_run(self, event: Heartbeat, run: BeatRun) -> list[Record]:
+        """The first beat of a heartbeat run, as the event it is; the run's later beats may then
+        come by :meth:`note_beat` (see :mod:`rules.beattrack`)."""
+        s = self.s
+        fresh = event.event_id not in s.seen and event.sim_seconds >= s.watermark
+        out = self.consume(event)
+        old = s.tracks.get(run.device_id)
+        if old is not None:
+            old.closed = True
+        s.tracks[run.device_id] = self._attach(event, run) if fresh else None
+        return out
+
+    def note_beat(self, run: BeatRun, j: int) -> list[Record]:
+        """Beat ``j`` of a run begun with :meth:`start_run`: event time moves on as the event
+        would move it; the absence rules read it when they look (built as an event and consumed
+        when no rule can take the run whole)."""
+        s = self.s
+        track = s.tracks.get(run.device_id)
+        if track is None or track.first_seq != run.first_seq:
+            return self.consume(run.event(j))
+        t = run.stamp(j)
+        track.noted = j + 1
+        if t < s.watermark:
+            s.stats["late"] += 1
+            if len(s.late_ids) < 1000:
+                s.late_ids.append(run.event_id(j))
+            track.late.add(j)
+            return []
+        s.stats["consumed"] += 1
+        out: list[Record] = []
+        if t > s.max_seen:
+            s.max_seen = t
+        self._release(s.max_seen - self.lateness, out)
+        return out
+
+    def _attach(self, event: Heartbeat, run: BeatRun) -> Track | None:
+        """A track for the run if every rule that reads these heartbeats is an absence rule whose
+        ``after`` outlasts the period (so no beat but the first can change an alert)."""
+        readers = [
+            (cr, role) for cr, role, m in self._index.get("heartbeat", ()) if m.matches(event)
+        ]
+        for cr, role in readers:
+            cond = cr.rule.condition
+            if role != "watch" or cond.kind != "absence" or cond.after <= run.period:
+                return None
+        track = Track(run.device_id, run.first_seq, run.first_k, run.t0, run.period, run.skew)
+        for cr, _ in readers:
+            ks = self.key_state(cr, tuple(getattr(event, k) for k in cr.rule.key))
+            if ks.runs is None:
+                ks.runs = {}
+            ks.runs[(run.device_id, run.first_seq)] = track
+        return track
 
     def consume_all(
         self, events: Iterable[DeviceEvent], end_s: float | None = None
@@ -234,6 +290,8 @@ class Engine:
         state = pickle.loads(blob)
         if not isinstance(state, _State):
             raise ValueError("not an engine snapshot")
+        if not hasattr(state, "tracks"):  # a snapshot from before heartbeat runs
+            state.tracks = {}
         engine.s = state
         return engine
 

@@ -7,6 +7,8 @@ byte-identical ``alerts.jsonl``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +16,51 @@ from rules.engine import Engine
 from rules.ruleset import RuleSet
 from rules.score import score_rules
 from sim.errors import BadInput
+from sim.files.beatstream import materialise, traffic
 from sim.files.records import RecordWriter, read_jsonl, run_info
+from sim.world.calendar import start_datetime
 
-__all__ = ["replay_file", "score_folder"]
+__all__ = ["replay_file", "run_start", "run_traffic", "score_folder"]
 
 
-def replay_file(rules: RuleSet, events: Path, out: Path, end_s: float | None) -> Engine:
-    """Feed ``events.jsonl`` through a fresh engine; write alerts and work orders into ``out``."""
+def replay_file(
+    rules: RuleSet,
+    events: Path,
+    out: Path,
+    end_s: float | None,
+    start: datetime | None = None,
+) -> Engine:
+    """Feed a run's traffic through a fresh engine: ``events.jsonl`` and, beside it, the
+    heartbeat runs in their places (:mod:`sim.files.beatstream`; ``start`` dates them); write
+    alerts and work orders into ``out``."""
     engine = Engine(rules)
     with (
-        events.open("rb") as src,
         (out / "alerts.jsonl").open("w", encoding="utf-8", newline="\n") as fa,
         (out / "workorders.jsonl").open("w", encoding="utf-8", newline="\n") as fw,
     ):
         writer = RecordWriter(engine, fa, fw)
-        for line in src:
-            if line.strip():
-                writer.write(engine.consume_payload(line))
+        for item in traffic(events, start):
+            if isinstance(item, bytes):
+                writer.write(engine.consume_payload(item))
+            else:
+                writer.beat(*item)
         writer.write(engine.finish(end_s))
     return engine
+
+
+def run_traffic(run_dir: Path) -> Iterator[bytes]:
+    """Every event ``run_dir`` delivered, heartbeats built again, in delivery order (one JSON
+    document each): what a subscriber to the run's broker saw of the devices."""
+    return materialise(run_dir / "events.jsonl", run_start(run_dir))
+
+
+def run_start(run_dir: Path) -> datetime:
+    """The scenario's start, which dates the run's heartbeats."""
+    info = run_info(run_dir)
+    try:
+        return start_datetime(date.fromisoformat(str(info["start"])))
+    except (KeyError, ValueError):
+        raise BadInput(f"{run_dir / 'run.json'}: no valid start time") from None
 
 
 def score_folder(rules: RuleSet, run_dir: Path, results: Path) -> dict[str, Any]:

@@ -12,20 +12,19 @@ import os
 import platform
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
-from devices.events import DeviceEvent
 from rules.engine import Engine
 from rules.score import score_rules
 from rules.workorders import workorder_figures
 from sim.errors import BadInput
+from sim.files.eventlog import DELIVERED, EVENTS, HEARTBEATS, EventLog
 from sim.files.folders import staged_folder
 from sim.files.records import RecordWriter, read_jsonl, write_score
 from sim.files.rulefiles import DEFAULT_RULES, load_rules
@@ -117,23 +116,6 @@ def estate_table(world: World) -> list[dict[str, Any]]:
     ]
 
 
-class EventLog:
-    """Subscriber that writes ``events.jsonl`` and counts events by device kind and type."""
-
-    def __init__(self, fh: IO[str]) -> None:
-        self.fh = fh
-        self.counts: Counter[tuple[str, str]] = Counter()
-
-    def __call__(self, topic: str, event: DeviceEvent) -> None:
-        self.write_text(event, event.model_dump_json())
-
-    def write_text(self, event: DeviceEvent, text: str) -> None:
-        """The event with its JSON already made (by the MQTT transport, which sends the same)."""
-        self.fh.write(text)
-        self.fh.write("\n")
-        self.counts[(event.device_kind, event.type)] += 1
-
-
 def prepare_out_dir(out: Path) -> None:
     """Refuse to overwrite a folder that is not a previous pmsim run."""
     if out.exists():
@@ -169,20 +151,21 @@ def run_to_folder(
         started = time.perf_counter()
         engine = Engine(ruleset)
         with ExitStack() as stack:  # files close first, the broker (if any) after the rankings
-            fh, fa, fw = (
+            fh, fd, fr, fa, fw = (
                 stack.enter_context(open(tmp / name, "w", encoding="utf-8", newline="\n"))
-                for name in ("events.jsonl", "alerts.jsonl", "workorders.jsonl")
+                for name in (EVENTS, DELIVERED, HEARTBEATS, "alerts.jsonl", "workorders.jsonl")
             )
-            log = EventLog(fh)
+            log = EventLog(fh, fd, fr)
             writer = RecordWriter(engine, fa, fw)
             transport, finish_transport, publish = stack.enter_context(
                 carry_events(link, log, writer, run_id=f"{resolved.name}-s{seed}-{os.getpid()}")
             )
             sim = Simulation(resolved, transport, days=days, seed=seed, speed=speed)
+            log.now = lambda: sim.env.now
             sim.run(on_day)
             mqtt_info = finish_transport()
             writer.write(engine.finish(days * DAY))
-            for f in (fh, fa, fw):
+            for f in (fh, fd, fr, fa, fw):
                 f.close()
             wall = time.perf_counter() - started
             rankings = _finish_folder(tmp, sim, resolved, rules_path, rankings_path, days, publish)

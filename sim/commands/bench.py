@@ -70,6 +70,13 @@ def add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sim-days", type=int, default=7, help="simulated days of in-process and replay (7)"
     )
+    p.add_argument(
+        "--long-days",
+        type=int,
+        default=0,
+        help="also the long pair: pmsim run --days N --broker none against a bare SimPy loop "
+        "stepping and JSON-writing the same heartbeats (183: a half-year; default 0, off)",
+    )
     p.add_argument("--repeat", type=int, default=3, help="repetitions of each pair (default 3)")
     p.add_argument("--qos", choices=["0", "1", "both"], default="both", help="MQTT pairs' QoS")
     p.add_argument(
@@ -102,6 +109,7 @@ def bench_command(args: argparse.Namespace) -> int:
         qos=(1, 0) if args.qos == "both" else (int(args.qos),),
         batches=tuple(args.batch) if args.batch else None,
         pipe_messages=args.pipe_messages,
+        long_days=args.long_days,
         out=args.out,
     )
     run_bench(opts)
@@ -123,6 +131,7 @@ class BenchOptions:
     qos: tuple[int, ...] = (1, 0)
     batches: tuple[int, ...] | None = None  # None: AUTO_BATCH when the carrier batches
     pipe_messages: int | None = None
+    long_days: int = 0  # the long pair (0: not measured)
     out: Path = Path("bench.json")
 
     @property
@@ -137,6 +146,8 @@ class BenchOptions:
                 raise BadInput(f"{flag} {getattr(self, name)}: must be at least 1")
         if self.seed is not None and self.seed < 0:
             raise BadInput(f"--seed {self.seed}: must be non-negative")
+        if self.long_days < 0:
+            raise BadInput(f"--long-days {self.long_days}: must be 0 (off) or more")
         if self.pipe_messages is not None and self.pipe_messages < 1:
             raise BadInput(f"--pipe-messages {self.pipe_messages}: must be at least 1")
         if any(b < 1 for b in self.batches or ()):
@@ -245,6 +256,8 @@ def run_bench(opts: BenchOptions, stdout: IO[str] | None = None) -> dict[str, An
                 window=window,
                 pipe_messages=opts.pipe_messages,
                 scratch=Path(tmp),
+                scenario_path=opts.scenario,
+                long_days=opts.long_days,
             )
         )
         pairs = measure_all(plan(sides, opts.qos, batches), opts.repeat, _say)

@@ -84,11 +84,12 @@ def run_once(
     scenario: Scenario, out: Path, *, days: int, seed: int, rules: Path, link: Link
 ) -> RunFigures:
     """``pmsim run SCENARIO`` into ``out`` with ``link``, as the CLI does it."""
+    from sim.replay import run_traffic
     from sim.runner import run_to_folder
 
     result = run_to_folder(scenario, out, days=days, seed=seed, rules_path=rules, link=link)
-    n = result.events
-    size = (out / "events.jsonl").stat().st_size - n  # one newline per event
+    n = result.events  # heartbeats of runs included: each went out as a message of its own
+    size = sum(len(line) for line in run_traffic(out))
     return RunFigures(
         events=n,
         consumed=int(result.mqtt.get("consumed", n)),
@@ -219,13 +220,25 @@ def replay_once(events: Path, rules: Path, end_s: float, out: Path) -> float:
     """Wall seconds of ``pmsim replay``'s work: a fresh engine over ``events``, alerts and work
     orders written into ``out``."""
     from sim.files.rulefiles import load_rules
-    from sim.replay import replay_file
+    from sim.replay import replay_file, run_start
 
     ruleset = load_rules(rules)
     out.mkdir(parents=True, exist_ok=True)
+    start = run_start(events.parent)
     t0 = time.perf_counter()
-    replay_file(ruleset, events, out, end_s)
+    replay_file(ruleset, events, out, end_s, start)
     return time.perf_counter() - t0
+
+
+def write_traffic(run_dir: Path, path: Path) -> Path:
+    """Every event of the run, heartbeats built again, one JSON a line: the bare loop's input."""
+    from sim.replay import run_traffic
+
+    with path.open("wb") as fh:
+        for line in run_traffic(run_dir):
+            fh.write(line)
+            fh.write(b"\n")
+    return path
 
 
 def bare_window(events: Path, window: float = 600.0) -> tuple[int, float]:

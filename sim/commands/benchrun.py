@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sim.commands.benchlong import LongRun, bare_heartbeats, long_run
 from sim.commands.benchpairs import (
     RunFigures,
     bare_pipe,
@@ -24,6 +25,7 @@ from sim.commands.benchpairs import (
     count_processes,
     replay_once,
     run_once,
+    write_traffic,
 )
 from sim.mqtt.carrier import Link
 from sim.mqtt.url import BrokerURL, TLSFiles
@@ -109,6 +111,8 @@ class Setup:
     window: int  # the bare publisher's in-flight window
     pipe_messages: int | None  # None: as many as the MQTT run's events
     scratch: Path
+    scenario_path: Path | None = None  # for the long pair's pmsim run, as a user types it
+    long_days: int = 0  # the long pair (0: not measured)
 
 
 class Sides:
@@ -121,6 +125,8 @@ class Sides:
         self.sim: RunFigures | None = None  # the first in-process run
         self.processes = 0
         self.events_file = setup.scratch / "sim-r0" / "events.jsonl"
+        self.traffic_file = setup.scratch / "traffic.jsonl"  # every event, heartbeats built
+        self.long: LongRun | None = None  # the first long pmsim run: devices, period
 
     def mqtt_run(self, qos: int, batch: int | None) -> Measure:
         def measure(rep: int) -> dict[str, Any]:
@@ -158,8 +164,9 @@ class Sides:
         out = s.scratch / f"sim-r{rep}"
         with count_processes() as count:
             f = run_once(s.scenario, out, days=s.sim_days, seed=s.seed, rules=s.rules, link=Link())
-        if self.sim is None:  # its events.jsonl is the replay pair's input
+        if self.sim is None:  # its folder is the replay pair's input
             self.sim, self.processes, self.events_file = f, count.started, out / "events.jsonl"
+            self.traffic_file = write_traffic(out, self.s.scratch / "traffic.jsonl")
         else:
             shutil.rmtree(out, ignore_errors=True)
         return {
@@ -187,11 +194,31 @@ class Sides:
         return {"rate": self.sim.events / secs, "events": self.sim.events, "seconds": secs}
 
     def window_loop(self, rep: int) -> dict[str, Any]:
-        n, secs = bare_window(self.events_file)
+        n, secs = bare_window(self.traffic_file)
         return {"rate": n / secs, "events": n, "seconds": secs}
+
+    def long_pmsim(self, rep: int) -> dict[str, Any]:
+        s = self.s
+        assert s.scenario_path is not None
+        out = s.scratch / f"long-r{rep}"
+        f = long_run(s.scenario_path, s.long_days, s.seed, s.rules, out)
+        shutil.rmtree(out, ignore_errors=True)
+        if self.long is None:
+            self.long = f
+        return {"rate": f.rate, **dataclasses.asdict(f)}
+
+    def long_bare(self, rep: int) -> dict[str, Any]:
+        assert self.long is not None, "pmsim's long run goes first"
+        path = self.s.scratch / "bare-heartbeats.jsonl"
+        n, secs = bare_heartbeats(self.long.devices, self.long.period, self.s.long_days, path)
+        size = path.stat().st_size
+        path.unlink()
+        return {"rate": n / secs, "heartbeats": n, "seconds": secs, "file_mb": size / 1e6}
 
     def details(self, pair: Pair) -> dict[str, Any]:
         """What a pair was measured on, for bench.json and the heading of the table."""
+        if pair.id == "long" and self.long is not None:
+            return {"days": self.s.long_days, **dataclasses.asdict(self.long)}
         if pair.id.startswith("mqtt") and self.mqtt is not None:
             return {
                 "events": self.mqtt.events,
@@ -264,6 +291,19 @@ def plan(sides: Sides, qos: tuple[int, ...], batches: tuple[int, ...]) -> list[G
         sides.window_loop,
     )
     groups.append(Group([Pair("replay", "replay", rep.series, win.series)], [rep, win]))
+    if sides.s.long_days:
+        days = sides.s.long_days
+        run = Member(
+            f"pmsim run --days {days}",
+            Series(f"pmsim run --days {days} --broker none (the whole command)"),
+            sides.long_pmsim,
+        )
+        bare = Member(
+            "bare heartbeat loop",
+            Series(f"bare SimPy loop stepping and JSON-writing the heartbeats of {days} days"),
+            sides.long_bare,
+        )
+        groups.append(Group([Pair("long", f"{days} days", run.series, bare.series)], [run, bare]))
     return groups
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from sim.errors import BadInput
 from sim.files.columnar import iter_records, require_pyarrow, write_parquet
 from sim.files.columns import COLUMNS, KINDS, find_source, parse_what
 from sim.files.folders import staged_folder
+from sim.replay import run_traffic
 
 __all__ = ["FORMATS", "add_export_parser", "export", "export_command"]
 
@@ -38,6 +39,11 @@ def add_export_parser(sub: Any) -> None:
     exp.add_argument("--format", required=True, choices=FORMATS)
     exp.add_argument("--out", type=Path, help="output folder (default RUN_DIR/export-FORMAT)")
     exp.add_argument(
+        "--heartbeats",
+        action="store_true",
+        help="events with every heartbeat of heartbeats.jsonl built again, in delivery order",
+    )
+    exp.add_argument(
         "--what",
         default=",".join(KINDS),
         help=f"comma-separated record kinds (default {','.join(KINDS)})",
@@ -47,16 +53,23 @@ def add_export_parser(sub: Any) -> None:
 def export_command(args: argparse.Namespace) -> int:
     """Run ``pmsim export`` from parsed arguments; prints one line per file written."""
     out = args.out or args.run_dir / f"export-{args.format}"
-    for path, count in export(args.run_dir, args.format, out, parse_what(args.what)):
+    what = parse_what(args.what)
+    for path, count in export(args.run_dir, args.format, out, what, heartbeats=args.heartbeats):
         print(f"wrote {path} ({count} records, {path.stat().st_size} bytes)")
     return 0
 
 
 def export(
-    run_dir: Path, fmt: str, out: Path, what: Iterable[str] = KINDS
+    run_dir: Path,
+    fmt: str,
+    out: Path,
+    what: Iterable[str] = KINDS,
+    *,
+    heartbeats: bool = False,
 ) -> list[tuple[Path, int]]:
     """Convert the ``what`` records of ``run_dir`` into ``fmt`` files in ``out`` (replaced whole);
-    returns each file written with its number of records."""
+    returns each file written with its number of records. With ``heartbeats``, the events are
+    every event the run delivered, each heartbeat of a run built again in its place."""
     if fmt not in FORMATS:
         raise BadInput(f"--format {fmt}: one of {', '.join(FORMATS)}")
     kinds = tuple(what)
@@ -68,7 +81,11 @@ def export(
     with staged_folder(out) as tmp:
         for kind, source in sources.items():
             name = f"{kind}.{fmt}"
-            records = iter_records(source)
+            records = (
+                _delivered(run_dir, source)
+                if heartbeats and kind == "events"
+                else iter_records(source)
+            )
             if fmt == "parquet":
                 count = write_parquet(kind, records, tmp / name)
             elif fmt == "jsonl":
@@ -77,6 +94,13 @@ def export(
                 count = _write_csv(kind, records, tmp / name)
             written.append((out / name, count))
     return written
+
+
+def _delivered(run_dir: Path, source: Path) -> Iterator[dict[str, Any]]:
+    if source.suffix != ".jsonl":
+        raise BadInput(f"{run_dir}: --heartbeats needs a run folder (events.jsonl), not an export")
+    for line in run_traffic(run_dir):
+        yield json.loads(line)
 
 
 def _check_out(run_dir: Path, out: Path) -> None:

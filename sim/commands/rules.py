@@ -13,7 +13,7 @@ from sim.errors import BadInput
 from sim.files.records import run_info, write_score
 from sim.files.rulefiles import load_rules
 from sim.files.yamlio import load_yaml, validate_loaded
-from sim.replay import replay_file, score_folder
+from sim.replay import replay_file, run_start, score_folder
 from sim.report.summary import format_score
 
 __all__ = ["load_rule_tests", "replay", "rules_test", "score"]
@@ -40,7 +40,8 @@ def replay(source: Path, rules_path: Path, out: Path | None) -> int:
         out = base / "replays" / rules_path.stem
     end_s = float(run_info(run_dir)["days"]) * 86400.0 if run_dir is not None else None
     out.mkdir(parents=True, exist_ok=True)
-    engine = replay_file(rules, events, out, end_s)
+    start = run_start(run_dir) if run_dir is not None else None
+    engine = replay_file(rules, events, out, end_s, start)
     shutil.copyfile(rules_path, out / "rules.yaml")
     stats = dict(sorted(engine.stats.items()))
     print(f"replayed {stats.get('consumed', 0)} events through {rules_path} -> {out}")
@@ -74,7 +75,11 @@ def score(run_dir: Path, rules_path: Path | None) -> int:
             rules = load_rules(rules_path)
             results.mkdir(parents=True, exist_ok=True)
             replay_file(
-                rules, run_dir / "events.jsonl", results, float(run_info(run_dir)["days"]) * 86400.0
+                rules,
+                run_dir / "events.jsonl",
+                results,
+                float(run_info(run_dir)["days"]) * 86400.0,
+                run_start(run_dir),
             )
     rules = load_rules(rules_path)
     result = score_folder(rules, run_dir, results)

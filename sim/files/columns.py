@@ -2,7 +2,8 @@
 of a folder; a JSON Lines reader that names the file and line of a bad record.
 
 Kinds of record: ``events`` (``devices/events.py``: the envelope, then every event type's own
-fields, each null for the other types), ``truth`` (``sim/world/truth.py``: every key the world
+fields, each null for the other types), ``heartbeats`` (runs of heartbeats,
+``devices/liveness.py``), ``truth`` (``sim/world/truth.py``: every key the world
 writes today: place, detail, incident outcome), ``alerts`` and ``workorders`` (``rules/alerts.py``,
 ``rules/workorders.py``). The Parquet schemas of :mod:`sim.files.columnar` and the CSV headers of
 ``pmsim export`` are both built from :data:`COLUMNS`. A column's kind is one of:
@@ -37,7 +38,7 @@ __all__ = [
     "read_jsonl_records",
 ]
 
-KINDS: tuple[str, ...] = ("events", "truth", "alerts", "workorders")
+KINDS: tuple[str, ...] = ("events", "heartbeats", "truth", "alerts", "workorders")
 COLUMN_KINDS: tuple[str, ...] = ("str", "int", "float", "bool", "time", "strs", "json")
 
 _EVENTS: tuple[tuple[str, str], ...] = (
@@ -152,8 +153,27 @@ _WORKORDERS: tuple[tuple[str, str], ...] = (
     ("on_time", "bool"),  # closed
 )
 
+_HEARTBEATS: tuple[tuple[str, str], ...] = (
+    # one heartbeat run (devices/liveness.py BeatRun.record): beat j has seq first_seq + j and
+    # sim_seconds round(max(0, t0_s + (first_k + j) * period_s + skew_s), 3)
+    ("device_id", "str"),
+    ("device_kind", "str"),
+    ("estate", "str"),
+    ("building", "str"),
+    ("floor", "int"),
+    ("first_seq", "int"),
+    ("count", "int"),
+    ("start_s", "float"),
+    ("period_s", "float"),
+    ("t0_s", "float"),
+    ("first_k", "int"),
+    ("skew_s", "float"),
+    ("order", "int"),
+)
+
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "events": _EVENTS,
+    "heartbeats": _HEARTBEATS,
     "truth": _TRUTH,
     "alerts": _ALERTS,
     "workorders": _WORKORDERS,
@@ -162,6 +182,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 # The simulated seconds that place a record in a day (Parquet row groups are cut by day).
 DAY_COLUMN: dict[str, str] = {
     "events": "sim_seconds",
+    "heartbeats": "start_s",
     "truth": "start_s",
     "alerts": "sim_seconds",
     "workorders": "sim_seconds",

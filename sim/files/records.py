@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from devices.events import DeviceEvent
+from devices.liveness import BeatRun
 from rules.engine import Engine, Record
 from sim.errors import BadInput
 
@@ -27,6 +28,13 @@ class RecordWriter:
 
     def __call__(self, topic: str, event: DeviceEvent) -> None:
         self.write(self.engine.consume(event))
+
+    def beat(self, run: BeatRun, j: int) -> None:
+        """Beat ``j`` of a heartbeat run: the first as an event, the rest noted by index."""
+        if j:
+            self.write(self.engine.note_beat(run, j))
+        else:
+            self.write(self.engine.start_run(run.event(0), run))
 
     def write(self, records: list[Record]) -> None:
         for r in records:

@@ -17,11 +17,12 @@ from typing import Any
 from devices.events import DeviceEvent
 from rules.engine import Record
 from sim.errors import BadInput
+from sim.files.eventlog import EventLog
 from sim.files.records import RecordWriter
 from sim.mqtt.intake import DEFAULT_MAX_BATCH
 from sim.mqtt.transport import DEFAULT_LINGER
 from sim.mqtt.url import TLSFiles, parse_broker_url
-from sim.world.transport import InProcessTransport, Subscriber, Transport
+from sim.world.transport import InProcessTransport, Transport
 
 __all__ = ["Link", "carry_events", "record_topic"]
 
@@ -79,7 +80,7 @@ def record_topic(prefix: str, record: Record) -> str:
 
 @contextmanager
 def carry_events(
-    link: Link, log: Subscriber, writer: RecordWriter, *, run_id: str
+    link: Link, log: EventLog, writer: RecordWriter, *, run_id: str
 ) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]], Publish | None]]:
     """Yield ``(transport, finish, publish_ranking)``: publish through ``transport``; ``finish()``
     waits until the engine has consumed everything and returns what the run folder says about the
@@ -89,6 +90,8 @@ def carry_events(
         local = InProcessTransport(link.prefix)
         local.subscribe(log)
         local.subscribe(writer)
+        local.subscribe_beats(writer.beat)
+        local.subscribe_runs(log.run_closed)
         yield local, lambda: {"kind": "none", "published": local.published}, None
         return
     with _over_mqtt(link, log, writer, run_id) as pair:
@@ -97,7 +100,7 @@ def carry_events(
 
 @contextmanager
 def _over_mqtt(
-    link: Link, log: Subscriber, writer: RecordWriter, run_id: str
+    link: Link, log: EventLog, writer: RecordWriter, run_id: str
 ) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]], Publish | None]]:
     from sim.mqtt.intake import Intake
     from sim.mqtt.outbox import Outbox
@@ -166,11 +169,8 @@ def _over_mqtt(
                 raise BadInput(f"broker {url}: the engine received nothing for 60 s")
             seq.expect(event.event_id)
 
-        write_text = getattr(log, "write_text", None)  # runner.EventLog: reuse the JSON sent
-        if callable(write_text):
-            transport.subscribe_text(write_text)
-        else:
-            transport.subscribe(log)
+        transport.subscribe_text(log.write_text)  # events.jsonl: the JSON sent
+        transport.subscribe_runs(log.run_closed)  # each beat goes out as its own message
         transport.subscribe(expect)
 
         def finish() -> dict[str, Any]:

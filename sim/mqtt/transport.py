@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devices.events import DeviceEvent, GatewayStatus, batch_topic, topic_for
+from devices.liveness import BeatRun
 from sim.errors import BadInput
 from sim.mqtt.client import Will, connect, protocol_name
 from sim.mqtt.url import BrokerURL
@@ -71,6 +72,7 @@ class MqttTransport:
         self._clients: dict[str, mqtt.Client] = {}
         self._taps: list[Callable[[str, DeviceEvent], None]] = []
         self._text_taps: list[Callable[[DeviceEvent, str], None]] = []
+        self._run_taps: list[Callable[[BeatRun], None]] = []
         self._cond = threading.Condition()
         self._unacked = 0
         # Batching: events per message in flight, by (client, mid); acknowledged before known
@@ -98,8 +100,13 @@ class MqttTransport:
         self._taps.append(fn)
 
     def subscribe_text(self, fn: Callable[[DeviceEvent, str], None]) -> None:
-        """A local tap that also gets the event's JSON, as sent (``events.jsonl``); called first."""
+        """A local tap that also gets the event's JSON, as sent (``events.jsonl``); called first.
+        Heartbeats of runs are not given to it (they are written as runs)."""
         self._text_taps.append(fn)
+
+    def subscribe_runs(self, fn: Callable[[BeatRun], None]) -> None:
+        """Every heartbeat run as it ends (``heartbeats.jsonl``)."""
+        self._run_taps.append(fn)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -153,13 +160,25 @@ class MqttTransport:
 
     # -- publishing ---------------------------------------------------------------------------
 
+    def beat(self, run: BeatRun, j: int) -> None:
+        """A heartbeat of a run goes out as the message a device stepped beat by beat sends."""
+        self._publish(run.event(j), text_taps=False)
+
+    def run_closed(self, run: BeatRun) -> None:
+        for fn in self._run_taps:
+            fn(run)
+
     def publish(self, event: DeviceEvent) -> None:
+        self._publish(event, text_taps=True)
+
+    def _publish(self, event: DeviceEvent, text_taps: bool) -> None:
         if self._error is not None:
             raise self._error
         text = event.model_dump_json()
         topic = topic_for(event, self.prefix)
-        for text_tap in self._text_taps:
-            text_tap(event, text)
+        if text_taps:
+            for text_tap in self._text_taps:
+                text_tap(event, text)
         for tap in self._taps:
             tap(topic, event)
         with self._lock:

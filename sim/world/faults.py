@@ -22,6 +22,7 @@ import simpy
 
 from devices.base import Device
 from devices.events import DeviceEvent, Heartbeat
+from devices.liveness import BeatRun
 from sim.world.calendar import DAY
 from sim.world.faultspec import ClockSkew, DeliveryFault, DeviceDown, FaultSpec, GatewayDisconnect
 from sim.world.scenario import GatewaySettings
@@ -160,6 +161,13 @@ class FaultyTransport:
                 self._later(first + dup[1], event)
             else:
                 self.inner.publish(event)
+
+    def beat(self, run: BeatRun, j: int) -> None:
+        # Under delivery faults heartbeats are stepped one by one (sim.world.world): no runs.
+        self.inner.beat(run, j)
+
+    def run_closed(self, run: BeatRun) -> None:
+        self.inner.run_closed(run)
 
     def _later(self, delay: float, event: DeviceEvent) -> None:
         token = self._token

@@ -16,6 +16,7 @@ import simpy
 
 from devices.base import Clock
 from devices.events import DeviceEvent, GatewayStatus, event_id
+from devices.liveness import BeatRun
 from sim.world.scenario import GatewaySettings
 from sim.world.truth import TruthLedger
 
@@ -33,9 +34,11 @@ class Gateway:
         deliver: Callable[[DeviceEvent], None],
         truth: TruthLedger,
         before_change: Callable[[], None] | None = None,
+        deliver_beat: Callable[[BeatRun, int], None] | None = None,
     ) -> None:
         self.env = env
         self._before_change = before_change  # e.g. heartbeats due before a disconnect go out
+        self._deliver_beat = deliver_beat
         self.estate = estate
         self.device_id = f"{estate}-gw"
         self.clock = clock
@@ -64,6 +67,14 @@ class Gateway:
             self._buffer.popleft()
             self.dropped += 1
         self._buffer.append(event)
+
+    def forward_beat(self, run: BeatRun, j: int) -> bool:
+        """Beat ``j`` of a device's run, straight through while online; False while offline (the
+        device then sends it as an event of its own, into the buffer)."""
+        if not self.online or self._deliver_beat is None:
+            return False
+        self._deliver_beat(run, j)
+        return True
 
     def _status(self, status: Literal["online", "offline"]) -> GatewayStatus:
         now = round(self.env.now, 3)

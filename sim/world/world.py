@@ -19,7 +19,7 @@ from devices.blocker import EbikeBlocker
 from devices.camera import FallingObjectCamera
 from devices.clutter import ClutterSensor
 from devices.events import DeviceEvent
-from devices.liveness import BeatClock
+from devices.liveness import BeatClock, BeatRun
 from sim.world.calendar import DAY
 from sim.world.faults import DeviceFaults, FaultyTransport, gateway_settings
 from sim.world.faultspec import ClockSkew, DeliveryFault, DeviceDown
@@ -230,6 +230,7 @@ class World:
                 self.deliver,
                 self.truth,
                 self.flush_beats,
+                self.deliver_beat,
             )
             est.gateway.start()
         for inst in items:
@@ -251,6 +252,8 @@ class World:
             "emit": est.gateway.forward,
             "on_outage": self.on_outage,
             "beats": self.beats,
+            "beat_sink": est.gateway.forward_beat if self.beats is not None else None,
+            "run_sink": self.transport.run_closed,
         }
 
     def _install_in(self, est: EstateWorld, b: Building, inst: Installation) -> None:
@@ -317,6 +320,11 @@ class World:
         if self.beats is not None:
             self.beats.flush(self.env.now)
 
+    def deliver_beat(self, run: BeatRun, j: int) -> None:
+        """Beat ``j`` of a run, out of an online gateway (a heartbeat raises no alarm)."""
+        self.delivered += 1
+        self.transport.beat(run, j)
+
     def deliver(self, event: DeviceEvent) -> None:
         """Out of a gateway: to the transport, and alarms to the estate's property company."""
         self.flush_beats()
@@ -360,6 +368,9 @@ class World:
         """At the end of the run: held-back events go out, open outages go into the ledger."""
         if self.beats is not None:  # the run ends before its last instant, as env.run(until) does
             self.beats.flush(self.days * DAY, inclusive=False)
+            for est in self.estates.values():
+                for dev in est.devices:
+                    dev.close_run()
         if self.faulty is not None:
             self.faulty.drain()
         for est in self.estates.values():

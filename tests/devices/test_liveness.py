@@ -12,7 +12,7 @@ class Rec:
         self.name = name
         self.log = log
 
-    def beat(self, t: float) -> None:
+    def beat(self, t: float, k: int) -> None:
         self.log.append((self.name, t))
 
 
@@ -52,9 +52,9 @@ def test_a_beat_that_flushes_again_does_not_reorder_anything() -> None:
     clock = BeatClock()
 
     class Eager(Rec):
-        def beat(self, t: float) -> None:
+        def beat(self, t: float, k: int) -> None:
             clock.flush(t + 100.0)  # e.g. delivery flushing: must not jump ahead
-            super().beat(t)
+            super().beat(t, k)
 
     clock.join(Eager("a", log), 0.0, 10.0)
     clock.join(Rec("b", log), 1.0, 10.0)

@@ -7,9 +7,11 @@ import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sim.replay import run_traffic
 from sim.runner import run_to_folder
 from sim.world.scenario import load_scenario
 
@@ -18,8 +20,13 @@ SEEDS = ROOT / "seeds"
 
 # Golden values: tiny, 2 days, seed 1. A change here means the simulated world changed: say so in
 # the commit message and update the digests.
+# "traffic" is every event the run sent, heartbeats built again from heartbeats.jsonl: the same
+# bytes as the events.jsonl of a run that stepped every heartbeat (before heartbeats were runs).
 GOLDEN = {
-    "events.jsonl": "74459aa02c077d2d828c2d00409b19bdd43c75474b6a92ff8276e7b3c0d56453",
+    "traffic": "74459aa02c077d2d828c2d00409b19bdd43c75474b6a92ff8276e7b3c0d56453",
+    "events.jsonl": "a416936d8a0c0d42477ed06c744d8f9e8ae94aa43313dfb3f32aaa2ad934826f",
+    "events.delivered": "264f84c67df110029582527949df7d344a62205874176983a0df9ba8164cae4c",
+    "heartbeats.jsonl": "043d13197f94db544d4562dade3dd474f4ce94a1638984b08931adcc5bd1d732",
     "truth.jsonl": "57a2efe76223b6ccc498bd0a10f789479a83b640f357fb9c40276cd16426e43a",
     "alerts.jsonl": "1733f401badae586086803af682d25a924e9819e941b5f1f4ebdbf754a15fc85",
     "workorders.jsonl": "94b1610d20e5c9b978afb2e2f49e8acb612c016c0fb4267a7b5fc9bb6f6d6375",
@@ -27,6 +34,8 @@ GOLDEN = {
 
 
 def digest(path: Path) -> str:
+    if path.name == "traffic":
+        return hashlib.sha256(b"".join(x + b"\n" for x in run_traffic(path.parent))).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -35,6 +44,11 @@ def run(tmp: Path, scenario: Path | str, days: int, seed: int, name: str = "run"
     out = tmp / name
     run_to_folder(sc, out, days=days, seed=seed)
     return out
+
+
+def traffic(run_dir: Path) -> list[dict[str, Any]]:
+    """Every event the run sent, heartbeats built again, in the order it sent them."""
+    return [json.loads(line) for line in run_traffic(run_dir)]
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -53,6 +67,8 @@ def test_same_seed_is_byte_identical_and_another_seed_differs(tmp_path: Path) ->
     c = run(tmp_path, SEEDS / "taopu.yaml", days=3, seed=2, name="c")
     for name in (
         "events.jsonl",
+        "events.delivered",
+        "heartbeats.jsonl",
         "truth.jsonl",
         "scenario.resolved.yaml",
         "alerts.jsonl",
@@ -76,8 +92,8 @@ def test_adding_an_estate_changes_no_other_stream(tmp_path: Path) -> None:
     )
     bigger = tmp_path / "bigger.yaml"
     bigger.write_text(extra, encoding="utf-8")
-    base = read_jsonl(run(tmp_path, SEEDS / "tiny.yaml", 2, 1, "base") / "events.jsonl")
-    grown = read_jsonl(run(tmp_path, bigger, 2, 1, "grown") / "events.jsonl")
+    base = traffic(run(tmp_path, SEEDS / "tiny.yaml", 2, 1, "base"))
+    grown = traffic(run(tmp_path, bigger, 2, 1, "grown"))
     assert any(e["estate"] == "other" for e in grown)
 
     # The shared company's staff see alarms of both estates, so compare device streams that do not
@@ -98,7 +114,7 @@ def xinhong7(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_xinhong_week_has_all_device_kinds_and_heartbeats(xinhong7: Path) -> None:
-    events = read_jsonl(xinhong7 / "events.jsonl")
+    events = traffic(xinhong7)
     kinds = Counter((e["device_kind"], e["type"]) for e in events)
     for kind, type_ in [
         ("ebike_blocker", "ebike_detected"),
@@ -119,7 +135,7 @@ def test_xinhong_week_has_all_device_kinds_and_heartbeats(xinhong7: Path) -> Non
 
 
 def test_xinhong_truth_links_incidents_false_triggers_and_misses(xinhong7: Path) -> None:
-    events = {e["event_id"]: e for e in read_jsonl(xinhong7 / "events.jsonl")}
+    events = {e["event_id"]: e for e in traffic(xinhong7)}
     truth = read_jsonl(xinhong7 / "truth.jsonl")
     incidents = [t for t in truth if t["kind"] == "incident"]
     false = [t for t in truth if t["kind"] == "false_trigger"]

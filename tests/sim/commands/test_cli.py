@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sim.commands.cli import main
+from sim.replay import run_traffic
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "seeds" / "tiny.yaml"
@@ -27,7 +28,9 @@ def test_run_writes_the_run_folder_and_prints_a_summary(
     assert names == [
         "alerts.jsonl",
         "estates.json",
+        "events.delivered",
         "events.jsonl",
+        "heartbeats.jsonl",
         "rankings.json",
         "report.html",
         "rules.yaml",
@@ -49,7 +52,8 @@ def test_run_writes_the_run_folder_and_prints_a_summary(
         assert heading in text
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == 3 and run["days"] == 2 and run["broker"]["kind"] == "none"
-    assert run["counts"]["events"] == sum(1 for _ in (out / "events.jsonl").open())
+    assert run["counts"]["events"] == sum(1 for _ in run_traffic(out))  # heartbeats included
+    assert run["counts"]["events"] > 10 * sum(1 for _ in (out / "events.jsonl").open())
     assert {"python", "pmsim", "simpy", "numpy", "pydantic"} <= set(run["versions"])
     assert run["timings"]["wall_seconds"] > 0
     resolved = (out / "scenario.resolved.yaml").read_text(encoding="utf-8")
@@ -204,7 +208,9 @@ def test_speed_runs_in_scaled_real_time_with_the_same_events(tmp_path: Path) -> 
     ]
     assert main([*argv, "--no-progress"]) == 0
     assert time.perf_counter() - t0 >= 0.2  # one simulated day at 432,000x is 0.2 s of wall time
-    assert (fast / "events.jsonl").read_bytes() == (paced / "events.jsonl").read_bytes()
+    # in real time every beat is stepped and sent as an event; otherwise beats travel as runs
+    assert list(run_traffic(fast)) == list(run_traffic(paced))
+    assert (fast / "alerts.jsonl").read_bytes() == (paced / "alerts.jsonl").read_bytes()
 
 
 def test_validate_knows_every_kind_of_file_pmsim_reads(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,8 @@
-"""``pmsim export``, called in-process on a real one-day run (the tiny estate with every fault, so
-the truth holds every kind of record): JSON Lines -> Parquet -> JSON Lines gives the run's records
-back, Parquet is reproducible, DuckDB counts what the JSON Lines hold, bad input leaves nothing."""
+"""``pmsim export``, called in-process on a real one-day run (the tiny estate with every fault but
+those of delivery, which step each heartbeat as an event, so the truth holds every kind of record
+and the heartbeats travel as runs): JSON Lines -> Parquet -> JSON Lines gives the run's records
+back, Parquet is reproducible, DuckDB counts what the JSON Lines hold, bad input leaves nothing,
+and ``--heartbeats`` builds every beat again in its place."""
 
 from __future__ import annotations
 
@@ -20,14 +22,22 @@ pytest.importorskip("pyarrow")
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "seeds" / "tiny.yaml"
-FAULTS = ROOT / "seeds" / "faults" / "all.yaml"
+FAULTS = """faults:
+  - {kind: clock_skew, share: 0.3, max_skew_s: 10}
+  - {kind: device_dead, share: 0.05, from_day: 0}
+  - {kind: device_silent, share: 0.2, hours: 4}
+  - {kind: gateway_disconnect, mean_days_between: 0.5, mean_minutes: 30}
+"""
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "run"
+    base = tmp_path_factory.mktemp("export")
+    faults = base / "faults.yaml"
+    faults.write_text(FAULTS, encoding="utf-8")
+    out = base / "run"
     argv = ["run", str(TINY), "--days", "1", "--broker", "none", "--no-progress"]
-    assert main([*argv, "--faults", str(FAULTS), "--out", str(out)]) == 0
+    assert main([*argv, "--faults", str(faults), "--out", str(out)]) == 0
     return out
 
 
@@ -59,6 +69,20 @@ def test_jsonl_to_parquet_to_jsonl_gives_every_record_back(
         assert (tmp_path / "j" / f"{kind}.jsonl").read_bytes() == (
             run / f"{kind}.jsonl"
         ).read_bytes()
+
+
+def test_heartbeats_built_again_are_every_event_the_run_sent(run: Path, tmp_path: Path) -> None:
+    argv = ["--format", "jsonl", "--what", "events", "--heartbeats", "--out", str(tmp_path)]
+    assert _export(str(run), *argv) == 0
+    events = _jsonl(tmp_path / "events.jsonl")
+    beats = sum(r["count"] for r in _jsonl(run / "heartbeats.jsonl"))
+    assert beats > 0 and len(events) == len(_jsonl(run / "events.jsonl")) + beats
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert len(events) == info["counts"]["events"]
+    seqs: dict[str, list[int]] = {}
+    for e in events:
+        seqs.setdefault(e["device_id"], []).append(e["seq"])
+    assert all(s == sorted(s) for s in seqs.values())  # each device's own order kept
 
 
 def test_two_exports_of_a_run_are_the_same_bytes(run: Path, tmp_path: Path) -> None:

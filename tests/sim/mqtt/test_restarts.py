@@ -40,7 +40,7 @@ from sim.mqtt.carrier import Link, record_topic
 from sim.mqtt.journal import MAGIC, Ledger, journal_path
 from sim.mqtt.serve import ServeOptions, serve
 from sim.mqtt.url import parse_broker_url
-from sim.replay import replay_file
+from sim.replay import replay_file, run_start, run_traffic
 from sim.runner import run_to_folder
 from sim.world.scenario import load_scenario
 
@@ -180,7 +180,8 @@ class Feeder:
 
 
 def events_of(run: Path) -> list[bytes]:
-    return [line.rstrip(b"\n") for line in (run / "events.jsonl").open("rb") if line.strip()]
+    """Every event the run sent, heartbeats built again, in the order it sent them."""
+    return list(run_traffic(run))
 
 
 def reference(run: Path, tmp: Path) -> tuple[list[Record], list[int]]:
@@ -194,7 +195,7 @@ def reference(run: Path, tmp: Path) -> tuple[list[Record], list[int]]:
     for line in events_of(run):
         records.extend(engine.consume(event_adapter.validate_json(line)))
         cum.append(len(records))
-    replay_file(rules, run / "events.jsonl", tmp, None)
+    replay_file(rules, run / "events.jsonl", tmp, None, run_start(run))
     for kind, name in (("alert", "alerts.jsonl"), ("workorder", "workorders.jsonl")):
         mine = [r for r in records if r["record"] == kind]
         replayed = [json.loads(x) for x in (tmp / name).open()]

@@ -12,6 +12,7 @@ import pytest
 
 from sim.commands.cli import main
 from sim.errors import BadInput
+from sim.replay import run_traffic
 from sim.runner import run_to_folder
 from sim.world.scenario import GatewaySettings, load_scenario, with_faults
 
@@ -27,6 +28,11 @@ faults:
   - {kind: device_silent, share: 0.1, hours: 8}
   - {kind: gateway_disconnect, mean_days_between: 3, mean_minutes: 15}
 """
+
+
+def traffic(run_dir: Path) -> list[dict[str, Any]]:
+    """Every event the run sent, heartbeats built again, in the order it sent them."""
+    return [json.loads(line) for line in run_traffic(run_dir)]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -74,7 +80,7 @@ def test_duplicates_and_reordering_leave_alerts_and_workorders_unchanged(
     clean, faulty = runs["clean"], runs["dup_reorder"]
     for name in ("alerts.jsonl", "workorders.jsonl"):
         assert (faulty / name).read_bytes() == (clean / name).read_bytes(), name
-    events = read_jsonl(faulty / "events.jsonl")
+    events = traffic(faulty)
     ids = Counter(e["event_id"] for e in events)
     assert sum(n - 1 for n in ids.values()) > 100  # duplicates really went out
     latest, overtaken = 0.0, 0
@@ -104,7 +110,7 @@ def test_lost_events_never_reach_the_engine_and_the_score_shows_it(
     out = runs["all"]
     lost = {eid for f in faults_in(out) if f["type"] == "loss" for eid in f["event_ids"]}
     assert lost
-    seen = {e["event_id"] for e in read_jsonl(out / "events.jsonl")}
+    seen = {e["event_id"] for e in traffic(out)}
     assert not lost & seen
     score = json.loads((out / "score.json").read_text())["rules"]
     clean = json.loads((runs["clean"] / "score.json").read_text())["rules"]
@@ -123,7 +129,7 @@ def test_dead_devices_stay_dead_and_the_silence_rule_sees_them(runs: dict[str, P
         for t in truth
         if t["kind"] == "incident" and t["type"] == "device_silent" and t.get("code") == "dead"
     }
-    events = read_jsonl(out / "events.jsonl")
+    events = traffic(out)
     for f in dead:
         inc = incidents[f["device_id"]]
         assert inc["end_s"] is None  # never came back, whatever the staff did
@@ -153,8 +159,8 @@ def test_skewed_clocks_shift_a_devices_timestamps_by_its_skew(runs: dict[str, Pa
         f["device_id"]: f["skew_s"] for f in faults_in(runs["rest"]) if f["type"] == "clock_skew"
     }
     assert skews
-    clean = read_jsonl(runs["clean"] / "events.jsonl")
-    skewed = read_jsonl(runs["rest"] / "events.jsonl")
+    clean = traffic(runs["clean"])
+    skewed = traffic(runs["rest"])
     device, skew = next((d, s) for d, s in sorted(skews.items()) if s > 1 and "cam" in d)
     first = [e["sim_seconds"] for e in clean if e["device_id"] == device][:5]
     shifted = [e["sim_seconds"] for e in skewed if e["device_id"] == device][:5]
@@ -177,9 +183,7 @@ def test_gateway_disconnects_are_recorded_only_where_asked(tmp_path: Path) -> No
     ]
     assert outages and {t["estate"] for t in outages} == {"aibo4"}
     statuses = [
-        e
-        for e in read_jsonl(out / "events.jsonl")
-        if e["type"] == "gateway_status" and e["status"] == "offline"
+        e for e in traffic(out) if e["type"] == "gateway_status" and e["status"] == "offline"
     ]
     assert {e["estate"] for e in statuses} == {"aibo4"}
 
@@ -283,7 +287,7 @@ def test_over_mqtt_a_gateway_disconnect_is_announced_by_the_brokers_last_will(
     run_to_folder(sc, tmp_path / "local", days=2, seed=1)
     offline = [
         e["event_id"]
-        for e in read_jsonl(tmp_path / "local" / "events.jsonl")
+        for e in traffic(tmp_path / "local")
         if e["type"] == "gateway_status" and e["status"] == "offline"
     ]
     assert len(offline) >= 2
