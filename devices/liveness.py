@@ -67,7 +67,17 @@ class BeatRun:
     ``first_seq + j`` and is due at true time ``t0 + (first_k + j) * period``, stamped by the
     device's clock (``skew``) exactly as :meth:`devices.base.Device.emit` stamps."""
 
-    __slots__ = ("count", "device", "first_k", "first_seq", "order", "period", "skew", "t0")
+    __slots__ = (
+        "count",
+        "device",
+        "first_k",
+        "first_seq",
+        "order",
+        "period",
+        "quiet",
+        "skew",
+        "t0",
+    )
 
     def __init__(
         self,
@@ -81,6 +91,7 @@ class BeatRun:
     ) -> None:
         self.device = device
         self.order = order  # the device's place among beats due at the same time
+        self.quiet = False  # set by an engine that needs no beat of it but the first
         self.first_seq = first_seq
         self.first_k = first_k
         self.t0 = t0

@@ -3,6 +3,10 @@
 In-process, a device's heartbeats reach the engine as a run (:class:`devices.liveness.BeatRun`):
 its first beat as a full event, every later one as a note of its index (:meth:`Engine.note_beat`),
 which moves event time on like the event would and costs no parsing, no buffer and no dispatch.
+Quiet runs go further: when the feeder says how far device clocks may be skewed and that is
+within half the allowed lateness, no later beat is noted at all. Event time then moves on with the
+other events only, and before an event that may be late the engine works out the last beat due by
+its delivery (:meth:`Track.due_by`), which is all the beats could have changed: whether it is late.
 A :class:`Track` remembers which beats arrived; :func:`catch_up` brings an absence key's "last
 heard" up to a time from its tracks before anyone reads it. Over MQTT the same beats arrive as
 events, each setting "last heard" as it is processed: both give the same alerts, because every
@@ -30,17 +34,35 @@ class Track:
     t0: float
     period: float
     skew: float
-    noted: int = 1  # the first beat came as an event
+    noted: int | None = 1  # beats received; None: every beat due so far (quiet runs)
     late: set[int] = field(default_factory=set)
     closed: bool = False  # a later run of the device has begun: no more beats come here
+    count: int | None = None  # the run's length, once it ended (quiet runs)
 
     def stamp(self, j: int) -> float:
         return beat_stamp(self.t0, self.first_k + j, self.period, self.skew)
 
+    def last(self) -> int:
+        """The index of the last beat received (of a closed run)."""
+        n = self.noted if self.noted is not None else self.count
+        return (n if n is not None else 0) - 1
+
+    def due_by(self, now: float) -> int:
+        """The index of the last beat due at or before true time ``now`` (quiet runs: what has
+        been sent by then); -1 if none."""
+        k = int((now - self.t0) // self.period)
+        while self.t0 + k * self.period > now:
+            k -= 1
+        while self.t0 + (k + 1) * self.period <= now:
+            k += 1
+        j = k - self.first_k
+        return j if self.count is None else min(j, self.count - 1)
+
     def last_by(self, t: float) -> int:
         """The index of the last beat received that is stamped at or before ``t``; -1 if none."""
         est = int((t - self.skew - self.t0) // self.period) - self.first_k + 1  # one above
-        j = min(self.noted - 1, max(0, est))
+        hi = self.noted if self.noted is not None else self.count
+        j = max(0, est) if hi is None else min(hi - 1, max(0, est))
         while j >= 0 and (self.stamp(j) > t or j in self.late):
             j -= 1
         return j
@@ -73,7 +95,6 @@ def catch_up(ks: Any, t: float) -> None:
     if chosen is not None and best is not None:
         ks.since, ks.since_ids = best[0], [chosen]
     if best is not None:  # a closed run all of whose beats are behind us is done with
-        for name in [
-            n for n, tr in runs.items() if tr.closed and tr.last_by(best[0]) == tr.noted - 1
-        ]:
+        done = [n for n, tr in runs.items() if tr.closed and tr.last_by(best[0]) == tr.last()]
+        for name in done:
             del runs[name]

@@ -67,6 +67,7 @@ class Engine:
                 self._index.setdefault(m.type, []).append((cr, "watch", m))
             for m in cr.second:
                 self._index.setdefault(m.type, []).append((cr, "second", m))
+        self.quiet_skew: float | None = None  # see quiet_beats()
         self.repeat_listeners: dict[str, list[CompiledRule]] = {}
         for cr in rules.rules:
             if cr.rule.condition.kind == "repeat":
@@ -78,7 +79,7 @@ class Engine:
     def stats(self) -> Counter[str]:
         return self.s.stats
 
-    def consume_payload(self, payload: bytes | str) -> list[Record]:
+    def consume_payload(self, payload: bytes | str, now: float | None = None) -> list[Record]:
         """Validate a JSON payload first: a bad or unknown one is counted and skipped."""
         try:
             event = event_adapter.validate_json(payload)
@@ -86,12 +87,30 @@ class Engine:
             unknown = any(e["type"] == "union_tag_invalid" for e in exc.errors())
             self.s.stats["unknown_type" if unknown else "invalid"] += 1
             return []
-        return self.consume(event)
+        return self.consume(event, now)
 
-    def consume(self, event: DeviceEvent) -> list[Record]:
+    def quiet_beats(self, max_skew: float) -> bool:
+        """The feeder says no device clock is off by more than ``max_skew`` seconds: runs may be
+        quiet (no beat but the first reaches the engine) when that is within half the allowed
+        lateness, so no beat of a run could be late; returns whether they are."""
+        self.quiet_skew = max_skew if 2.0 * abs(max_skew) <= self.lateness else None
+        return self.quiet_skew is not None
+
+    def consume(self, event: DeviceEvent, now: float | None = None) -> list[Record]:
+        """``now``: when the event was delivered, on the simulation's clock (quiet runs: the beats
+        sent before it may have made it late)."""
         s = self.s
         out: list[Record] = []
         t = event.sim_seconds
+        if (
+            now is not None
+            and self.quiet_skew is not None
+            and t < now + self.quiet_skew - self.lateness
+        ):
+            latest = self._latest_beat(now)
+            if latest > s.max_seen:
+                s.max_seen = latest
+                self._release(latest - self.lateness, out)
         if event.event_id in s.seen:
             s.stats["duplicates"] += 1
             return out
@@ -122,8 +141,38 @@ class Engine:
         old = s.tracks.get(run.device_id)
         if old is not None:
             old.closed = True
-        s.tracks[run.device_id] = self._attach(event, run) if fresh else None
+        track = self._attach(event, run) if fresh else None
+        s.tracks[run.device_id] = track
+        run.quiet = track is not None and track.noted is None
         return out
+
+    def takes_quiet_runs(self, period: float) -> bool:
+        """Would every heartbeat run of a period up to ``period`` be kept quiet, whatever its
+        device (no rule reads a beat after the first; event time needs none)?"""
+        if self.quiet_skew is None:
+            return False
+        for cr, role, _ in self._index.get("heartbeat", ()):
+            cond = cr.rule.condition
+            if role != "watch" or cond.kind != "absence" or cond.after <= period:
+                return False
+        return True
+
+    def close_run(self, run: BeatRun) -> None:
+        """A run ended after ``run.count`` beats (what a quiet run's track needs to know)."""
+        track = self.s.tracks.get(run.device_id)
+        if track is not None and track.first_seq == run.first_seq and track.noted is None:
+            track.count = run.count
+            self.s.stats["consumed"] += run.count - 1  # the first came as an event
+
+    def _latest_beat(self, now: float) -> float:
+        """The latest stamp among the beats of quiet runs sent by ``now``."""
+        latest = float("-inf")
+        for track in self.s.tracks.values():
+            if track is not None and track.noted is None:
+                j = track.due_by(now)
+                if j >= 0:
+                    latest = max(latest, track.stamp(j))
+        return latest
 
     def note_beat(self, run: BeatRun, j: int) -> list[Record]:
         """Beat ``j`` of a run begun with :meth:`start_run`: event time moves on as the event
@@ -159,6 +208,8 @@ class Engine:
             if role != "watch" or cond.kind != "absence" or cond.after <= run.period:
                 return None
         track = Track(run.device_id, run.first_seq, run.first_k, run.t0, run.period, run.skew)
+        if self.quiet_skew is not None:
+            track.noted = None
         for cr, _ in readers:
             ks = self.key_state(cr, tuple(getattr(event, k) for k in cr.rule.key))
             if ks.runs is None:

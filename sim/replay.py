@@ -16,7 +16,7 @@ from rules.engine import Engine
 from rules.ruleset import RuleSet
 from rules.score import score_rules
 from sim.errors import BadInput
-from sim.files.beatstream import materialise, traffic
+from sim.files.beatstream import materialise, run_bounds, traffic
 from sim.files.records import RecordWriter, read_jsonl, run_info
 from sim.world.calendar import start_datetime
 
@@ -39,11 +39,15 @@ def replay_file(
         (out / "workorders.jsonl").open("w", encoding="utf-8", newline="\n") as fw,
     ):
         writer = RecordWriter(engine, fa, fw)
-        for item in traffic(events, start):
-            if isinstance(item, bytes):
-                writer.write(engine.consume_payload(item))
+        skew, period = run_bounds(events, start) if start is not None else (0.0, 0.0)
+        every = not (engine.quiet_beats(skew) and engine.takes_quiet_runs(period))
+        for kind, what, j in traffic(events, start, every_beat=every):
+            if kind == "event":
+                writer.write(engine.consume_payload(what, j))
+            elif kind == "beat":
+                writer.beat(what, j)
             else:
-                writer.beat(*item)
+                writer.run_closed(what)
         writer.write(engine.finish(end_s))
     return engine
 

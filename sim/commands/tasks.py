@@ -3,8 +3,8 @@ return plain data, so a process pool or a Dask worker can run them anywhere.
 
 A SimPy environment does not pickle, so each task builds its own world. A seed is simulated once
 into a cache folder and every trial's rules are replayed on its recorded events (a rule change does
-not change the world); a worker that lacks the cache (another machine) simulates it itself, with
-the same result.
+not change the world), which each worker process reads once and keeps in memory; a worker that
+lacks the cache (another machine) simulates it itself, with the same result.
 """
 
 from __future__ import annotations
@@ -18,12 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rules.engine import Engine, Record
-from rules.model import RuleFile
-from rules.ruleset import RuleSet
 from rules.score import score_rules
-from rules.space import focus, watched_types
-from sim.files.records import read_jsonl
+from sim.commands.trialdata import read_types, replay, seed_data, trial_rules
 from sim.mqtt.carrier import Link
 from sim.runner import run_to_folder
 from sim.world.scenario import Scenario
@@ -51,36 +47,6 @@ def simulate_seed(scenario_doc: dict[str, Any], seed: int, days: int, cache: str
     return str(folder)
 
 
-_TYPE = b'"type":"'
-
-
-def _event_type(line: bytes) -> bytes:
-    i = line.rfind(_TYPE)  # the discriminator follows the envelope in pmsim's own JSON
-    if i < 0:
-        return b""
-    j = line.find(b'"', i + len(_TYPE))
-    return line[i + len(_TYPE) : j]
-
-
-def _replay(
-    rules: RuleSet, events: Path, end_s: float, types: set[str] | None = None
-) -> tuple[list[Record], list[Record]]:
-    """Replay; with ``types``, lines of other event types are skipped unparsed (they could not
-    change these rules' alerts)."""
-    engine = Engine(rules)
-    wanted = {t.encode() for t in types} if types is not None else None
-    records: list[Record] = []
-    with events.open("rb") as fh:
-        for line in fh:
-            if wanted is not None and _event_type(line) not in wanted:
-                continue
-            records.extend(engine.consume_payload(line))
-    records.extend(engine.finish(end_s))
-    alerts = [r for r in records if r["record"] == "alert"]
-    orders = [r for r in records if r["record"] == "workorder"]
-    return alerts, orders
-
-
 def replay_trials(
     scenario_doc: dict[str, Any],
     seed: int,
@@ -88,29 +54,29 @@ def replay_trials(
     cache: str,
     rule_docs: list[dict[str, Any]],
     only: list[str] | None = None,
+    types: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Score each rule file (as a dict) on one seed's recorded events; with ``only``, just those
-    rules (and what they depend on) are replayed and scored."""
+    rules (and what they depend on) are replayed and scored. The seed's events are read once per
+    process (:mod:`sim.commands.trialdata`), keeping the event types these rules read and those
+    in ``types`` (every type the rest of the search reads, so that one read serves it all)."""
     folder = Path(simulate_seed(scenario_doc, seed, days, cache))
-    info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    truth = list(read_jsonl(folder / "truth.jsonl"))
+    rulesets = [trial_rules(doc, only) for doc in rule_docs]
+    wanted = set(types or ())
+    for rules in rulesets:
+        wanted |= read_types(rules)
+    data = seed_data(folder, wanted)
     end_s = days * 86400.0
     out = []
-    for doc in rule_docs:
-        spec = RuleFile.model_validate(doc)
-        types = None
-        if only is not None:
-            spec = focus(spec, only)
-            types = watched_types(spec)
-        rules = RuleSet(spec)
-        alerts, orders = _replay(rules, folder / "events.jsonl", end_s, types)
+    for rules in rulesets:
+        records = replay(rules, data.trace, end_s)
         out.append(
             score_rules(
                 rules,
-                alerts,
-                orders,
-                truth,
-                households=int(info["counts"]["households"]),
+                [r for r in records if r["record"] == "alert"],
+                [r for r in records if r["record"] == "workorder"],
+                data.truth,
+                households=data.households,
                 days=float(days),
                 end_s=end_s,
             )

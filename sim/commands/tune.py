@@ -8,10 +8,12 @@ seed) and ``best.yaml`` (the best rule file, ready to use).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from rules.space import (
 )
 from sim.commands.executors import check_scheduler, run_tasks
 from sim.commands.tasks import replay_trials, simulate_seed
+from sim.commands.trialdata import union_types
 from sim.errors import BadInput
 from sim.files.folders import staged_folder
 from sim.files.rulefiles import load_rules
@@ -39,6 +42,8 @@ from sim.report.summary import format_interval, table
 from sim.world.scenario import load_scenario
 
 __all__ = ["TuneOptions", "load_space", "tune"]
+
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 @dataclass
@@ -68,6 +73,42 @@ def load_space(path: Path, rules: RuleFile) -> SearchSpace:
     except SpaceError as exc:
         raise loaded.error(exc.loc, exc.message) from None
     return space
+
+
+def _variants(space: SearchSpace) -> list[dict[str, Any]]:
+    """The rule file as given and with each parameter's values one at a time (a distribution's
+    ends): what the search reads, told to every worker so that one read of a seed serves all."""
+    out: list[dict[str, Any]] = [{}]
+    for p in space.parameters:
+        d = p.distribution
+        out.extend({p.label: v} for v in (p.choices() if d is None else [d.low, d.high]))
+    return out
+
+
+def _workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _executor(opts: TuneOptions) -> Iterator[Callable[[list[Task], Callable[[], None]], list[Any]]]:
+    """Runs tasks, results in task order. Locally one process pool serves the whole search, so a
+    worker keeps the seeds it has read between rounds (Optuna asks one trial at a time)."""
+    if opts.executor != "local":
+        yield lambda tasks, tick: run_tasks(
+            tasks, executor=opts.executor, scheduler=opts.scheduler, tick=tick
+        )
+        return
+    with ProcessPoolExecutor(max_workers=_workers()) as pool:
+
+        def run_on(tasks: list[Task], tick: Callable[[], None]) -> list[Any]:
+            futures = {pool.submit(fn, *args): i for i, (fn, args) in enumerate(tasks)}
+            results: list[Any] = [None] * len(tasks)
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                tick()
+            return results
+
+        yield run_on
 
 
 def _trials(space: SearchSpace, n: int | None) -> list[dict[str, Any]]:
@@ -157,31 +198,37 @@ def tune(opts: TuneOptions, echo: Callable[[str], None] = print) -> dict[str, An
         rs = apply_values(rules, [(by_label[k], v) for k, v in values.items()])
         return rs.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    hint = union_types([rule_doc(v) for v in _variants(space)], scored)
+
     def run(trials: list[dict[str, Any]], bar: Any) -> list[list[dict[str, Any]]]:
         docs = [rule_doc(v) for v in trials]
-        workers = max(1, os.cpu_count() or 1)
-        size = max(1, math.ceil(len(docs) * len(seeds) / (2 * workers)))
+        types = sorted(set(hint).union(union_types(docs, scored)))
+        per_seed = max(1, math.ceil(_workers() / len(seeds)))  # each seed read by few workers
+        size = max(1, math.ceil(len(docs) / per_seed))
         chunks = [(s, j) for s in seeds for j in range(0, len(docs), size)]
         bar.total = (bar.total or 0) + len(chunks)
         tasks = [
-            (replay_trials, (doc, s, days, cache, docs[j : j + size], scored)) for s, j in chunks
+            (replay_trials, (doc, s, days, cache, docs[j : j + size], scored, types))
+            for s, j in chunks
         ]
-        results = run_tasks(
-            tasks, executor=opts.executor, scheduler=opts.scheduler, tick=lambda: _tick(bar)
-        )
+        results = run_on(tasks, lambda: _tick(bar))
         per_trial: list[list[dict[str, Any]]] = [[] for _ in docs]
         for (_, j), scores in zip(chunks, results, strict=True):
             for k, score in enumerate(scores):
                 per_trial[j + k].append(score)
         return per_trial
 
-    with tqdm(
-        total=len(seeds), unit="task", desc="tune", disable=not opts.progress or None, leave=False
-    ) as bar:
-        sim_tasks = [(simulate_seed, (doc, s, days, cache)) for s in seeds]
-        run_tasks(
-            sim_tasks, executor=opts.executor, scheduler=opts.scheduler, tick=lambda: _tick(bar)
-        )
+    with (
+        _executor(opts) as run_on,
+        tqdm(
+            total=len(seeds),
+            unit="task",
+            desc="tune",
+            disable=not opts.progress or None,
+            leave=False,
+        ) as bar,
+    ):
+        run_on([(simulate_seed, (doc, s, days, cache)) for s in seeds], lambda: _tick(bar))
         if space.search == "optuna":
             trials: list[dict[str, Any]] = []
             scores: list[list[dict[str, Any]]] = []

@@ -23,7 +23,7 @@ from devices.liveness import BeatRun
 from sim.errors import BadInput
 from sim.files.eventlog import DELIVERED, HEARTBEATS
 
-__all__ = ["Beat", "Line", "beat_runs", "interleave", "materialise", "traffic"]
+__all__ = ["Item", "Line", "beat_runs", "interleave", "materialise", "run_bounds", "traffic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,8 @@ class _Owner:
 
 
 Line = bytes  # one line of events.jsonl, as written
-Beat = tuple[BeatRun, int]  # beat j of a run
+# ("event", line, delivered at or None), ("beat", run, j) or ("end", run, last j): what was sent
+Item = tuple[str, Any, Any]
 
 
 def beat_runs(path: Path, start: datetime) -> list[BeatRun]:
@@ -73,48 +74,75 @@ def beat_runs(path: Path, start: datetime) -> list[BeatRun]:
     return runs
 
 
+def run_bounds(events: Path, start: datetime) -> tuple[float, float]:
+    """The heartbeat runs beside ``events``: how far off any device's clock is, and the longest
+    period (both 0 without runs)."""
+    path = events.parent / HEARTBEATS
+    if not path.exists():
+        return 0.0, 0.0
+    runs = beat_runs(path, start)
+    skew = max((abs(run.skew) for run in runs), default=0.0)
+    return skew, max((run.period for run in runs), default=0.0)
+
+
 def interleave(
-    lines: Iterator[Line], delivered: Iterator[float], runs: list[BeatRun]
-) -> Iterator[Line | Beat]:
-    """Event lines and beats in delivery order (see the module's docstring)."""
-    heap = [(run.true_time(0), run.order, i, 0) for i, run in enumerate(runs)]
+    lines: Iterator[Line],
+    delivered: Iterator[float],
+    runs: list[BeatRun],
+    every_beat: bool = True,
+) -> Iterator[Item]:
+    """Event lines (with their delivery times), beats and ends of runs in delivery order (see
+    the module's docstring). Without ``every_beat``, a run gives its first beat and its end only
+    (for an engine that keeps runs quiet)."""
+    heap: list[tuple[float, int, int, int]] = [
+        (run.true_time(0), run.order, i, 0) for i, run in enumerate(runs)
+    ]
     heapq.heapify(heap)
     for line in lines:
         at = next(delivered, None)
         if at is None:
             raise ValueError("fewer delivery times than events")
         while heap and heap[0][0] <= at:
-            yield from _pop(heap, runs)
-        yield line
+            yield from _pop(heap, runs, every_beat)
+        yield ("event", line, at)
     while heap:
-        yield from _pop(heap, runs)
+        yield from _pop(heap, runs, every_beat)
 
 
-def _pop(heap: list[tuple[float, int, int, int]], runs: list[BeatRun]) -> Iterator[Beat]:
+def _pop(
+    heap: list[tuple[float, int, int, int]], runs: list[BeatRun], every_beat: bool
+) -> Iterator[Item]:
     _t, order, i, j = heap[0]
     run = runs[i]
-    if j + 1 < run.count:
-        heapq.heapreplace(heap, (run.true_time(j + 1), order, i, j + 1))
+    last = run.count - 1
+    if j < last:
+        nxt = j + 1 if every_beat else last
+        heapq.heapreplace(heap, (run.true_time(nxt), order, i, nxt))
     else:
         heapq.heappop(heap)
-    yield (run, j)
+    if j == 0 or every_beat:
+        yield ("beat", run, j)
+    if j == last:
+        yield ("end", run, j)
 
 
-def traffic(events: Path, start: datetime | None) -> Iterator[Line | Beat]:
+def traffic(events: Path, start: datetime | None, every_beat: bool = True) -> Iterator[Item]:
     """What a run delivered: ``events`` with the heartbeat runs beside it when there are some
-    (and a ``start`` to date them), else the lines of ``events`` alone."""
+    (and a ``start`` to date them), else the lines of ``events`` alone (delivery times
+    unknown)."""
     runs_path = events.parent / HEARTBEATS
     delivered_path = events.parent / DELIVERED
     with events.open("rb") as src:
         lines = (line for line in src if line.strip())
         if start is None or not runs_path.exists() or not delivered_path.exists():
-            yield from lines
+            for line in lines:
+                yield ("event", line, None)
             return
         runs = beat_runs(runs_path, start)
         with delivered_path.open(encoding="utf-8") as fd:
             times = (float(x) for x in fd if x.strip())
             try:
-                yield from interleave(lines, times, runs)
+                yield from interleave(lines, times, runs, every_beat)
             except ValueError as exc:
                 raise BadInput(f"{delivered_path}: {exc} in {events.name}") from None
 
@@ -122,9 +150,8 @@ def traffic(events: Path, start: datetime | None) -> Iterator[Line | Beat]:
 def materialise(events: Path, start: datetime | None) -> Iterator[bytes]:
     """Every event a run delivered, in delivery order, each heartbeat of a run built again as the
     JSON its message carried: the lines a subscriber to ``{prefix}/dev/#`` and ``gw/#`` saw."""
-    for item in traffic(events, start):
-        if isinstance(item, bytes):
-            yield item.rstrip(b"\r\n")
-        else:
-            run, j = item
-            yield run.event(j).model_dump_json().encode()
+    for kind, what, j in traffic(events, start):
+        if kind == "event":
+            yield what.rstrip(b"\r\n")
+        elif kind == "beat":
+            yield what.event(j).model_dump_json().encode()

@@ -16,6 +16,10 @@ from sim.errors import BadInput
 __all__ = ["RecordWriter", "read_jsonl", "run_info", "write_score"]
 
 
+def _unknown() -> float | None:
+    return None
+
+
 class RecordWriter:
     """Engine subscriber: feeds each event to the engine, writes what comes out."""
 
@@ -25,16 +29,22 @@ class RecordWriter:
         self.workorders = workorders
         self.counts = {"alert": 0, "workorder": 0}
         self.publish: Callable[[Record], None] | None = None  # e.g. onto the broker
+        self.now: Callable[[], float | None] = _unknown  # delivery time (quiet heartbeat runs)
 
     def __call__(self, topic: str, event: DeviceEvent) -> None:
-        self.write(self.engine.consume(event))
+        self.write(self.engine.consume(event, self.now()))
 
     def beat(self, run: BeatRun, j: int) -> None:
-        """Beat ``j`` of a heartbeat run: the first as an event, the rest noted by index."""
+        """Beat ``j`` of a heartbeat run: the first as an event, the rest noted by index, or not
+        at all when the engine keeps the run quiet."""
         if j:
-            self.write(self.engine.note_beat(run, j))
+            if not run.quiet:
+                self.write(self.engine.note_beat(run, j))
         else:
             self.write(self.engine.start_run(run.event(0), run))
+
+    def run_closed(self, run: BeatRun) -> None:
+        self.engine.close_run(run)
 
     def write(self, records: list[Record]) -> None:
         for r in records:

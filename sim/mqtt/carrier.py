@@ -92,6 +92,7 @@ def carry_events(
         local.subscribe(writer)
         local.subscribe_beats(writer.beat)
         local.subscribe_runs(log.run_closed)
+        local.subscribe_runs(writer.run_closed)
         yield local, lambda: {"kind": "none", "published": local.published}, None
         return
     with _over_mqtt(link, log, writer, run_id) as pair:

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from devices.events import DeviceEvent, EbikeDetected, Heartbeat, StaffArrived
+from rules.engine import Engine, Record
+from rules.model import RuleFile
 from rules.objective import bootstrap, objective_value, pareto_front, pooled_metrics
-from rules.space import Objective, SearchSpace, grid, random_trials
+from rules.ruleset import RuleSet
+from rules.score import score_rules
+from rules.space import Objective, SearchSpace, apply_values, grid, random_trials
 from sim.commands.cli import main
 from sim.commands.tasks import replay_trials
+from sim.commands.trialdata import load_trace, read_types, replay, seed_data, trial_rules
+from sim.files.beatstream import materialise
 from sim.files.records import read_jsonl
 from sim.files.rulefiles import load_rules
 from sim.mqtt.broker import free_port
+from sim.replay import run_start
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "seeds" / "tiny.yaml"
@@ -149,8 +161,6 @@ def test_unreachable_scheduler_is_exit_2_within_seconds(
 
 
 def test_grid_and_random_trials_are_deterministic() -> None:
-    import yaml
-
     space = SearchSpace.model_validate(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8")))
     assert len(grid(space)) == 3 * 3 * 2
     rnd = SearchSpace.model_validate(
@@ -226,3 +236,156 @@ def test_replications_report_intervals(tmp_path: Path, capsys: pytest.CaptureFix
     assert recall["mean"] == pytest.approx(sum(per_seed) / 3)
     first = list(read_jsonl(out / "seed-1" / "alerts.jsonl"))
     assert first and all(a["record"] == "alert" for a in first)
+
+
+# -- the in-memory trace: each seed read once, filtered, and replayed exactly like the file -----
+
+
+def full_replay(rules: RuleSet, events: Path, end_s: float) -> list[Record]:
+    """Every event the run sent (heartbeats built again from their runs, when the folder has
+    them) through a fresh engine, event by event."""
+    engine = Engine(rules)
+    out: list[Record] = []
+    start = run_start(events.parent) if (events.parent / "run.json").exists() else None
+    for line in materialise(events, start):
+        out.extend(engine.consume_payload(line))
+    return out + engine.finish(end_s)
+
+
+def as_jsonl(records: list[Record]) -> str:  # as the run folder writes them
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+
+
+def test_the_trace_replays_a_real_seed_exactly_like_the_whole_file(local_result: Path) -> None:
+    from sim.world.scenario import load_scenario
+
+    sc = load_scenario(TINY).model_dump(mode="json")
+    cache = str((local_result.parent / ".pmsim-cache").resolve())
+    rules = load_rules(RULES).spec
+    space = SearchSpace.model_validate(yaml.safe_load(SPACE))
+    variant = apply_values(rules, [(space.parameters[0], 0.9), (space.parameters[1], 900.0)])
+    doc = variant.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    scored = ["falling-object", "clutter-lasting"]
+    folder = Path(sorted(Path(cache).glob("tiny-*-s1-d3"))[0])
+    events, end_s = folder / "events.jsonl", 3 * 86400.0
+    truth = list(read_jsonl(folder / "truth.jsonl"))
+    households = json.loads((folder / "run.json").read_text())["counts"]["households"]
+    for only in (scored, ["ebike-in-elevator"], None):  # a variant, no work orders, every rule
+        rs = trial_rules(doc, only)
+        trace = load_trace(events, read_types(rs), run_start(folder))
+        assert trace.types is not None
+        if only is not None:
+            assert len(trace.events) < trace.lines  # some events left out
+        full = full_replay(rs, events, end_s)
+        got = replay(rs, trace, end_s)
+        assert as_jsonl(got) == as_jsonl(full)
+        want = score_rules(
+            rs,
+            [r for r in full if r["record"] == "alert"],
+            [r for r in full if r["record"] == "workorder"],
+            truth,
+            households=households,
+            days=3.0,
+            end_s=end_s,
+        )
+        assert replay_trials(sc, 1, 3, cache, [doc], only) == [want]
+
+
+T0 = datetime(2026, 3, 2, tzinfo=timezone(timedelta(hours=8)))
+RULE = yaml.safe_load("""
+version: 1
+allowed_lateness: 60
+rules:
+  - {id: ebike, watch: [{type: ebike_detected}], key: [device_id], condition: {kind: event},
+     keep_firing_for: 2h, detects: [ebike_entry]}
+""")
+
+
+def event(kind: str, seq: int, t: float, **kw: Any) -> DeviceEvent:
+    dev = {"hb": "gw", "eb": "blk", "st": "app"}[kind]
+    env: dict[str, Any] = {
+        "event_id": f"{dev}:{seq}",
+        "device_id": dev,
+        "estate": "e1",
+        "building": "b1",
+        "time": T0 + timedelta(seconds=t),
+        "sim_seconds": t,
+        "seq": seq,
+    }
+    if kind == "eb":
+        return EbikeDetected(
+            **env, device_kind="ebike_blocker", confidence=0.9, object_class="ebike"
+        )
+    if kind == "st":
+        return StaffArrived(**env, device_kind="staff_app", action="check", **kw)
+    return Heartbeat(**env, device_kind="gateway")
+
+
+def write_events(path: Path, events: list[DeviceEvent | str]) -> None:
+    text = [e if isinstance(e, str) else e.model_dump_json() for e in events]
+    path.write_text("".join(t + "\n" for t in text), encoding="utf-8")
+
+
+def test_skipped_events_still_move_the_clock_and_staff_still_acknowledge(tmp_path: Path) -> None:
+    rules = RuleSet(RuleFile.model_validate(RULE))
+    late_maker = event("hb", 1, 5000.0)
+    stream: list[DeviceEvent | str] = [
+        event("hb", 0, 0.0),  # the first event: the engine's epoch
+        event("eb", 0, 100.0),  # fires; held for 2 h
+        json.dumps(late_maker.model_dump(mode="json")),  # a heartbeat (spaced JSON: parsed)
+        # moves the clock to 5000 s...
+        event("eb", 1, 200.0),  # ...so this one is late and dropped
+        event("st", 0, 5100.0, ref_event_id="blk:0"),  # acknowledges a rule without work orders
+        late_maker,  # a duplicate
+        "not json",
+        '{"type": "heartbeat"}',
+        event("hb", 2, 5200.0),
+        event("eb", 2, 6000.0),  # later than every skipped line: no carrier needed
+        event("hb", 3, 90000.0),  # past the end: finish runs the timers up to here
+    ]
+    path = tmp_path / "events.jsonl"
+    write_events(path, stream)
+    trace = load_trace(path, read_types(rules))
+    full = full_replay(rules, path, 10000.0)
+    assert as_jsonl(replay(rules, trace, 10000.0)) == as_jsonl(full)
+    assert [e.event_id for e in trace.events] == [
+        "gw:0", "blk:0", "gw:1", "blk:1", "app:0", "blk:2", "gw:3"
+    ]  # fmt: skip
+    changes = [(r["change"], r["sim_seconds"]) for r in full]
+    assert ("acknowledged", 5100.0) in changes and ("resolved", 13200.0) in changes
+    naive = Engine(rules)  # only the events the rule watches: a different answer
+    wanted = [e for e in stream if isinstance(e, EbikeDetected)]
+    assert as_jsonl(naive.consume_all(wanted, 10000.0)) != as_jsonl(full)
+
+
+def test_an_event_id_with_two_times_leaves_the_file_whole(tmp_path: Path) -> None:
+    rules = RuleSet(RuleFile.model_validate(RULE))
+    path = tmp_path / "events.jsonl"
+    write_events(path, [event("hb", 0, 0.0), event("eb", 0, 100.0), event("hb", 0, 50.0)])
+    trace = load_trace(path, read_types(rules))
+    assert trace.types is None and trace.lines == 3
+    assert replay(rules, trace, 1000.0) == full_replay(rules, path, 1000.0)
+
+
+def test_a_worker_reads_a_seed_once_and_again_when_it_changes(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text('{"counts": {"households": 3}}')
+    (tmp_path / "truth.jsonl").write_text('{"kind": "incident"}\n')
+    events = tmp_path / "events.jsonl"
+    write_events(events, [event("hb", 0, 0.0), event("eb", 0, 100.0), event("hb", 1, 200.0)])
+    first = seed_data(tmp_path, {"ebike_detected"})
+    assert seed_data(tmp_path, ["ebike_detected"]) is first  # from memory
+    assert first.households == 3 and [e.event_id for e in first.trace.events] == [
+        "gw:0",
+        "blk:0",
+        "gw:1",
+    ]
+    wider = seed_data(tmp_path, {"heartbeat"})  # another type: read again, keeping both
+    assert wider is not first and wider.trace.types is not None
+    assert {"heartbeat", "ebike_detected"} <= wider.trace.types
+    assert seed_data(tmp_path, {"ebike_detected"}) is wider
+    write_events(events, [event("hb", 0, 0.0), event("eb", 0, 100.0), event("eb", 1, 300.0)])
+    resimulated = seed_data(tmp_path, {"ebike_detected"})  # rewritten: read again
+    assert [e.event_id for e in resimulated.trace.events] == ["gw:0", "blk:0", "blk:1"]
+    st = events.stat()
+    os.utime(events, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same size, touched
+    assert seed_data(tmp_path, {"ebike_detected"}) is not resimulated
