@@ -152,14 +152,16 @@ class Device:
             self.close_run()
         return self._send(self.env.now, cls, cause, **fields)
 
-    def beat(self, t: float, k: int) -> None:
-        """Heartbeat ``k`` of the grid, due at true time ``t`` (from the world's BeatClock)."""
+    def beat(self, t: float, k: int) -> bool:
+        """Heartbeat ``k`` of the grid, due at true time ``t`` (from the world's BeatClock).
+        True when nobody needs the run's later beats one by one (the clock then parks the
+        device and :meth:`close_run` counts them)."""
         if self.silent:
-            return
+            return False
         sink = self.beat_sink
         if sink is None:
             self._send(t, Heartbeat, None)
-            return
+            return False
         run = self.run
         if run is None:
             run = self.run = BeatRun(
@@ -174,13 +176,20 @@ class Device:
         if sink(run, run.count):
             run.count += 1
             self.seq += 1
-        else:  # the gateway is away: this beat waits in its buffer as an event of its own
-            self.close_run()
-            self._send(t, Heartbeat, None)
+            return run.quiet
+        # the gateway is away: this beat waits in its buffer as an event of its own
+        self.close_run()
+        self._send(t, Heartbeat, None)
+        return False
 
-    def close_run(self) -> None:
+    def close_run(self, inclusive: bool = True) -> None:
+        """End the open run (its quiet beats counted up to now) and report it."""
         run = self.run
         if run is not None:
+            if self.beats is not None:
+                n = self.beats.settle(self, self.env.now, inclusive=inclusive)
+                run.count += n
+                self.seq += n
             self.run = None
             if run.count and self.run_sink is not None:
                 self.run_sink(run)

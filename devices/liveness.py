@@ -57,9 +57,9 @@ class RunOwner(Protocol):
 class Beating(Protocol):
     """What the clock needs of a device."""
 
-    def beat(self, t: float, k: int) -> None:
+    def beat(self, t: float, k: int) -> bool:
         """Send heartbeat ``k`` of the device's grid, due at true time ``t`` (or nothing, while
-        silent)."""
+        silent); True parks the device (:meth:`BeatClock.settle` counts its beats later)."""
 
 
 class BeatRun:
@@ -153,14 +153,16 @@ class BeatRun:
 class BeatClock:
     """The district's heartbeat schedule (one per simulated world)."""
 
-    __slots__ = ("_flushing", "_heap", "_joined", "beats")
+    __slots__ = ("_flushing", "_gen", "_heap", "_joined", "_parked", "beats")
 
     def __init__(self) -> None:
-        # (next beat time, join order, beat index k, t0, period, device)
-        self._heap: list[tuple[float, int, int, float, float, Beating]] = []
+        # (next beat time, join order, beat index k, t0, period, generation, device)
+        self._heap: list[tuple[float, int, int, float, float, int, Beating]] = []
         self._joined = 0
         self._flushing = False
-        self.beats = 0  # beats handed out so far (silent devices' skipped ones included)
+        self._gen: dict[Beating, int] = {}
+        self._parked: dict[Beating, tuple[int, int, float, float]] = {}  # order, next k, t0, period
+        self.beats = 0  # beats handed out one by one so far (silent devices' skipped ones included)
 
     def join(self, device: Beating, t0: float, period: float) -> int:
         """``device`` beats at ``t0``, ``t0 + period``, ... from now on; returns its place in the
@@ -168,7 +170,8 @@ class BeatClock:
         if period <= 0:
             raise ValueError("heartbeat period must be positive")
         order = self._joined
-        heapq.heappush(self._heap, (t0, order, 0, t0, period, device))
+        self._gen[device] = 0
+        heapq.heappush(self._heap, (t0, order, 0, t0, period, 0, device))
         self._joined += 1
         return order
 
@@ -176,20 +179,41 @@ class BeatClock:
         """Hand out every beat due at or before ``upto`` (before it, if not ``inclusive``).
 
         Re-entrant calls (a beat's delivery flushing again) return at once: the outer call is
-        already handing beats out in order."""
+        already handing beats out in order. A device whose ``beat`` returns True is parked: its
+        beats go on being due but are handed out no more until :meth:`settle`."""
         if self._flushing:
             return
         heap = self._heap
         self._flushing = True
         try:
             while heap and (heap[0][0] < upto or (inclusive and heap[0][0] == upto)):
-                t, order, k, t0, period, device = heap[0]
+                t, order, k, t0, period, gen, device = heap[0]
+                if gen != self._gen[device]:  # left behind when the device was parked
+                    heapq.heappop(heap)
+                    continue
                 nxt = t0 + (k + 1) * period  # from t0, not accumulated: no drift over months
-                heapq.heapreplace(heap, (nxt, order, k + 1, t0, period, device))
+                heapq.heapreplace(heap, (nxt, order, k + 1, t0, period, gen, device))
                 self.beats += 1
-                device.beat(t, k)
+                if device.beat(t, k):
+                    self._gen[device] = gen + 1
+                    self._parked[device] = (order, k + 1, t0, period)
         finally:
             self._flushing = False
+
+    def settle(self, device: Beating, now: float, *, inclusive: bool = True) -> int:
+        """Unpark ``device``: how many of its beats fell due while it was parked, up to ``now``
+        (at or before; before, if not ``inclusive``). Its next beat is handed out again."""
+        parked = self._parked.pop(device, None)
+        if parked is None:
+            return 0
+        order, k, t0, period = parked
+        first = k
+        k = max(k, int((now - t0) // period) - 1)  # just below the boundary, then step to it
+        while t0 + k * period < now or (inclusive and t0 + k * period == now):
+            k += 1
+        gen = self._gen[device]
+        heapq.heappush(self._heap, (t0 + k * period, order, k, t0, period, gen, device))
+        return k - first
 
     def __len__(self) -> int:
         return len(self._heap)

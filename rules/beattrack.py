@@ -21,7 +21,7 @@ from typing import Any
 
 from devices.liveness import beat_stamp
 
-__all__ = ["Track", "catch_up"]
+__all__ = ["Track", "catch_up", "park"]
 
 
 @dataclass(slots=True)
@@ -38,6 +38,12 @@ class Track:
     late: set[int] = field(default_factory=set)
     closed: bool = False  # a later run of the device has begun: no more beats come here
     count: int | None = None  # the run's length, once it ended (quiet runs)
+    waiters: list[tuple[int, Any]] = field(default_factory=list)  # parked absence checks
+
+    @property
+    def open_quietly(self) -> bool:
+        """A quiet run still going: it beats every period, so no absence it feeds can fire."""
+        return self.noted is None and self.count is None
 
     def stamp(self, j: int) -> float:
         return beat_stamp(self.t0, self.first_k + j, self.period, self.skew)
@@ -98,3 +104,18 @@ def catch_up(ks: Any, t: float) -> None:
         done = [n for n, tr in runs.items() if tr.closed and tr.last_by(best[0]) == tr.last()]
         for name in done:
             del runs[name]
+
+
+def park(ks: Any, rule_index: int, key: Any) -> bool:
+    """Park an absence check while a quiet run feeding the key goes on: the run's end schedules
+    it again (:meth:`rules.engine.Engine.close_run`). False if no such run is open."""
+    runs: dict[tuple[str, int], Track] | None = ks.runs
+    if not runs:
+        return False
+    parked = False
+    for track in runs.values():
+        if track.open_quietly:
+            if (rule_index, key) not in track.waiters:
+                track.waiters.append((rule_index, key))
+            parked = True
+    return parked

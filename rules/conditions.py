@@ -14,7 +14,7 @@ from typing import Any
 
 from devices.events import DeviceEvent
 from rules.alerts import AlertState, KeyState, alert_record, identity
-from rules.beattrack import catch_up
+from rules.beattrack import catch_up, park
 from rules.enginetypes import EngineView, Key, Record
 from rules.ruleset import CompiledRule
 
@@ -125,7 +125,7 @@ def on_timer(
         due = ks.since + cond.after
         if deadline >= due:  # new, or back from keep_firing_for
             _trigger(engine, cr, key, ks, deadline, list(ks.since_ids), out)
-        else:
+        elif not park(ks, cr.index, key):  # a quiet run going on wakes it when it ends
             ks.timer = True
             engine.schedule(due, "absence", cr, key)
     elif kind == "sequence" and cond.kind == "sequence":

@@ -42,7 +42,8 @@ class _State:
         self.epoch: datetime | None = None
         self.buffer: list[tuple[float, str, int, str, DeviceEvent]] = []
         self.seen: dict[str, float] = {}
-        self.timers: list[tuple[float, int, str, int, Key, Any]] = []
+        # (deadline, tie order, seq, kind, rule index, key, data); see schedule()
+        self.timers: list[tuple[float, tuple[int, int, str], int, str, int, Key, Any]] = []
         self.timer_seq = 0
         self.keys: dict[tuple[int, Key], KeyState] = {}
         self.active_by_rule: dict[str, dict[str, AlertState]] = {}
@@ -163,6 +164,15 @@ class Engine:
         if track is not None and track.first_seq == run.first_seq and track.noted is None:
             track.count = run.count
             self.s.stats["consumed"] += run.count - 1  # the first came as an event
+            last = track.stamp(run.count - 1)
+            for index, key in track.waiters:  # absence checks parked while the run went on
+                cr = self.rules.rules[index]
+                ks = self.key_state(cr, key)
+                cond = cr.rule.condition
+                if not ks.timer and cond.kind == "absence":
+                    ks.timer = True
+                    self.schedule(last + cond.after, "absence", cr, key)
+            track.waiters.clear()
 
     def _latest_beat(self, now: float) -> float:
         """The latest stamp among the beats of quiet runs sent by ``now``."""
@@ -267,12 +277,16 @@ class Engine:
     ) -> None:
         s = self.s
         s.timer_seq += 1
-        heapq.heappush(s.timers, (deadline, s.timer_seq, kind, cr.index, key, data))
+        # At one deadline, timers go in the order they were set, and absence checks after them,
+        # by rule and key: a quiet run's parked check (rules.beattrack) is set at another time
+        # than a stepped run's, and must still fire in the same place.
+        order = (1, cr.index, repr(key)) if kind == "absence" else (0, s.timer_seq, "")
+        heapq.heappush(s.timers, (deadline, order, s.timer_seq, kind, cr.index, key, data))
 
     def _fire_timers(self, t: float, out: list[Record], inclusive: bool) -> None:
         s = self.s
         while s.timers and (s.timers[0][0] < t or (inclusive and s.timers[0][0] == t)):
-            deadline, _, kind, index, key, data = heapq.heappop(s.timers)
+            deadline, _, _, kind, index, key, data = heapq.heappop(s.timers)
             cr = self.rules.rules[index]
             if kind == "wo_ack" or kind == "wo_close":
                 rec = s.workorders.check_sla(data, kind[3:], deadline, s.epoch)
@@ -343,6 +357,12 @@ class Engine:
             raise ValueError("not an engine snapshot")
         if not hasattr(state, "tracks"):  # a snapshot from before heartbeat runs
             state.tracks = {}
+            old: list[Any] = state.timers  # timers then went by when they were set
+            state.timers = [
+                (d, (0, seq, ""), seq, kind, index, key, data)
+                for d, seq, kind, index, key, data in old
+            ]
+            heapq.heapify(state.timers)
         engine.s = state
         return engine
 

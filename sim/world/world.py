@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import simpy
@@ -229,7 +230,7 @@ class World:
                 self.streams.get("gateway", est.id),
                 self.deliver,
                 self.truth,
-                self.flush_beats,
+                partial(self.gateway_changes, est),
                 self.deliver_beat,
             )
             est.gateway.start()
@@ -320,6 +321,13 @@ class World:
         if self.beats is not None:
             self.beats.flush(self.env.now)
 
+    def gateway_changes(self, est: EstateWorld) -> None:
+        """Before an estate's gateway goes off or on line: every beat due goes out first, and
+        its devices' runs end (beats while it is away wait in its buffer one by one)."""
+        self.flush_beats()
+        for dev in est.devices:
+            dev.close_run()
+
     def deliver_beat(self, run: BeatRun, j: int) -> None:
         """Beat ``j`` of a run, out of an online gateway (a heartbeat raises no alarm)."""
         self.delivered += 1
@@ -370,7 +378,7 @@ class World:
             self.beats.flush(self.days * DAY, inclusive=False)
             for est in self.estates.values():
                 for dev in est.devices:
-                    dev.close_run()
+                    dev.close_run(inclusive=False)
         if self.faulty is not None:
             self.faulty.drain()
         for est in self.estates.values():

@@ -65,3 +65,36 @@ def test_a_beat_that_flushes_again_does_not_reorder_anything() -> None:
 def test_a_period_must_be_positive() -> None:
     with pytest.raises(ValueError, match="period"):
         BeatClock().join(Rec("a", []), 0.0, 0.0)
+
+
+class Quiet(Rec):
+    """Parks after its first beat, as a device whose run the engine keeps quiet."""
+
+    def beat(self, t: float, k: int) -> bool:
+        super().beat(t, k)
+        return True
+
+
+def test_a_parked_device_is_skipped_and_settle_counts_what_fell_due() -> None:
+    log: list[tuple[str, float]] = []
+    clock = BeatClock()
+    quiet = Quiet("q", log)
+    clock.join(quiet, 0.0, 10.0)
+    clock.join(Rec("a", log), 5.0, 10.0)
+    clock.flush(100.0)
+    assert [t for n, t in log if n == "q"] == [0.0]  # parked after its first beat
+    assert len([1 for n, _ in log if n == "a"]) == 10  # the others go on
+    assert clock.settle(quiet, 100.0) == 10  # 10, 20, ... 100 fell due while parked
+    assert clock.settle(quiet, 100.0) == 0  # settled once
+    clock.flush(120.0)  # beats one by one again from 110 (and parks again at once)
+    assert [t for n, t in log if n == "q"] == [0.0, 110.0]
+    assert clock.settle(quiet, 140.0, inclusive=False) == 2  # 120, 130; not 140
+
+
+def test_settle_lands_on_the_grid_after_a_long_quiet_run() -> None:
+    clock = BeatClock()
+    quiet = Quiet("q", [])
+    clock.join(quiet, 0.3, 900.0)
+    clock.flush(0.3)
+    end = 183 * 86400.0
+    assert clock.settle(quiet, end, inclusive=False) == 183 * 96 - 1
