@@ -17,7 +17,7 @@ import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.events import DeviceEvent, DeviceFault, EventBase, Heartbeat, event_id
-from devices.liveness import BeatClock, BeatRun
+from devices.liveness import BeatClock, BeatRun, device_stamp, envelope
 
 __all__ = ["Cause", "Clock", "Device", "Emit", "HealthParams", "Outage", "OutageSink"]
 
@@ -199,20 +199,9 @@ class Device:
     ) -> str | None:
         if self.silent:
             return None
-        stamp = round(max(0.0, now + self.skew_s), 3)  # the device's clock, not truth
-        eid = event_id(self.device_id, self.seq)
-        event = cls(
-            event_id=eid,
-            device_id=self.device_id,
-            device_kind=self.kind,
-            estate=self.estate,
-            building=self.building,
-            floor=self.floor,
-            time=self.clock.at(stamp),
-            sim_seconds=stamp,
-            seq=self.seq,
-            **fields,
-        )
+        stamp = device_stamp(now, self.skew_s)  # the device's clock, not truth
+        event = cls(**envelope(self, self.seq, stamp), **fields)
+        eid = event.event_id
         self.seq += 1
         self._emit_to(event)  # type: ignore[arg-type]
         if cause is not None:

@@ -24,13 +24,32 @@ from typing import Any, Protocol
 
 from devices.events import Heartbeat, event_id
 
-__all__ = ["BeatClock", "BeatRun", "Beating", "RunOwner", "beat_stamp"]
+__all__ = ["BeatClock", "BeatRun", "Beating", "RunOwner", "beat_stamp", "device_stamp", "envelope"]
+
+
+def device_stamp(now: float, skew: float) -> float:
+    """What a device whose clock is ``skew`` seconds off writes as ``sim_seconds`` at ``now``."""
+    return round(max(0.0, now + skew), 3)
 
 
 def beat_stamp(t0: float, k: int, period: float, skew: float) -> float:
-    """The ``sim_seconds`` of grid beat ``k``: the device's stamp of true time ``t0 + k * period``
-    (the same float expression :meth:`devices.base.Device.emit` evaluates)."""
-    return round(max(0.0, (t0 + k * period) + skew), 3)
+    """The ``sim_seconds`` of grid beat ``k``: the device's stamp of true time ``t0 + k * period``."""
+    return device_stamp(t0 + k * period, skew)
+
+
+def envelope(device: RunOwner, seq: int, stamp: float) -> dict[str, Any]:
+    """The fields every event of ``device`` carries: number ``seq``, stamped ``stamp``."""
+    return {
+        "event_id": event_id(device.device_id, seq),
+        "device_id": device.device_id,
+        "device_kind": device.kind,
+        "estate": device.estate,
+        "building": device.building,
+        "floor": device.floor,
+        "time": device.clock.at(stamp),
+        "sim_seconds": stamp,
+        "seq": seq,
+    }
 
 
 class _Clock(Protocol):
@@ -116,19 +135,7 @@ class BeatRun:
 
     def event(self, j: int) -> Heartbeat:
         """Beat ``j`` as the event a device stepped one beat at a time would have sent."""
-        d = self.device
-        stamp = self.stamp(j)
-        return Heartbeat(
-            event_id=event_id(d.device_id, self.first_seq + j),
-            device_id=d.device_id,
-            device_kind=d.kind,
-            estate=d.estate,
-            building=d.building,
-            floor=d.floor,
-            time=d.clock.at(stamp),
-            sim_seconds=stamp,
-            seq=self.first_seq + j,
-        )
+        return Heartbeat(**envelope(self.device, self.first_seq + j, self.stamp(j)))
 
     def record(self) -> dict[str, Any]:
         """The run as a row of ``heartbeats.jsonl``: enough to materialise every beat again."""
