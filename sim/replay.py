@@ -17,6 +17,8 @@ from rules.ruleset import RuleSet
 from rules.score import score_rules
 from sim.errors import BadInput
 from sim.files.beatstream import materialise, run_bounds, traffic
+from sim.files.columnar import iter_records
+from sim.files.columns import find_source, record_file
 from sim.files.records import RecordWriter, read_jsonl, run_info
 from sim.world.calendar import start_datetime
 
@@ -30,9 +32,10 @@ def replay_file(
     end_s: float | None,
     start: datetime | None = None,
 ) -> Engine:
-    """Feed a run's traffic through a fresh engine: ``events.jsonl`` and, beside it, the
-    heartbeat runs in their places (:mod:`sim.files.beatstream`; ``start`` dates them); write
-    alerts and work orders into ``out``."""
+    """Feed a run's traffic through a fresh engine: ``events.jsonl`` (or an export's
+    ``events.parquet``) and, beside it, the heartbeat runs in their places
+    (:mod:`sim.files.beatstream`; ``start`` dates them); write alerts and work orders into
+    ``out``."""
     engine = Engine(rules)
     with (
         (out / "alerts.jsonl").open("w", encoding="utf-8", newline="\n") as fa,
@@ -53,9 +56,10 @@ def replay_file(
 
 
 def run_traffic(run_dir: Path) -> Iterator[bytes]:
-    """Every event ``run_dir`` delivered, heartbeats built again, in delivery order (one JSON
-    document each): what a subscriber to the run's broker saw of the devices."""
-    return materialise(run_dir / "events.jsonl", run_start(run_dir))
+    """Every event ``run_dir`` (a run folder or an export of one) delivered, heartbeats built
+    again, in delivery order (one JSON document each): what a subscriber to the run's broker saw
+    of the devices."""
+    return materialise(find_source(run_dir, "events"), run_start(run_dir))
 
 
 def run_start(run_dir: Path) -> datetime:
@@ -68,17 +72,18 @@ def run_start(run_dir: Path) -> datetime:
 
 
 def score_folder(rules: RuleSet, run_dir: Path, results: Path) -> dict[str, Any]:
-    """Score the alerts in ``results`` against the truth of ``run_dir``."""
+    """Score the alerts in ``results`` against the truth of ``run_dir`` (a run folder or an
+    export of one)."""
     info = run_info(run_dir)
     days = float(info["days"])
-    truth_path = run_dir / "truth.jsonl"
-    if not truth_path.exists():
-        raise BadInput(f"{run_dir}: no truth.jsonl to score against")
+    truth_path = record_file(run_dir, "truth")
+    if truth_path is None:
+        raise BadInput(f"{run_dir}: no truth.jsonl or truth.parquet to score against")
     return score_rules(
         rules,
         read_jsonl(results / "alerts.jsonl"),
         read_jsonl(results / "workorders.jsonl"),
-        list(read_jsonl(truth_path)),
+        list(iter_records(truth_path)),
         households=int(info["counts"]["households"]),
         days=days,
         end_s=days * 86400.0,

@@ -10,6 +10,7 @@ from rules.ruleset import RuleSet
 from rules.ruletest import RuleTestFile, run_case
 from rules.workorders import workorder_figures
 from sim.errors import BadInput
+from sim.files.columns import record_file
 from sim.files.records import run_info, write_score
 from sim.files.rulefiles import load_rules
 from sim.files.yamlio import load_yaml, validate_loaded
@@ -20,11 +21,12 @@ __all__ = ["load_rule_tests", "replay", "rules_test", "score"]
 
 
 def _events_and_run(source: Path) -> tuple[Path, Path | None]:
-    """``RUN_DIR`` or an events file -> (events.jsonl, run folder if there is one)."""
+    """``RUN_DIR`` (a run folder, or a Parquet or JSON Lines export of one) or an events file ->
+    (events.jsonl or events.parquet, run folder if there is one)."""
     if source.is_dir():
-        events = source / "events.jsonl"
-        if not events.exists():
-            raise BadInput(f"{source}: no events.jsonl in this folder")
+        events = record_file(source, "events")
+        if events is None:
+            raise BadInput(f"{source}: no events.jsonl or events.parquet in this folder")
         return events, source
     if not source.exists():
         raise BadInput(f"{source}: file not found")
@@ -50,7 +52,7 @@ def replay(source: Path, rules_path: Path, out: Path | None) -> int:
     }
     if skipped:
         print("set aside: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
-    if run_dir is not None and (run_dir / "truth.jsonl").exists():
+    if run_dir is not None and record_file(run_dir, "truth") is not None:
         result = score_folder(rules, run_dir, out)
         result["workorders"] = workorder_figures(
             list(engine.s.workorders.orders.values()), float(result["end_s"])
@@ -76,7 +78,7 @@ def score(run_dir: Path, rules_path: Path | None) -> int:
             results.mkdir(parents=True, exist_ok=True)
             replay_file(
                 rules,
-                run_dir / "events.jsonl",
+                _events_and_run(run_dir)[0],
                 results,
                 float(run_info(run_dir)["days"]) * 86400.0,
                 run_start(run_dir),

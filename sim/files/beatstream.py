@@ -6,6 +6,10 @@ it (:mod:`devices.liveness`), in the order (true time, device's place). So beat 
 comes before event ``i`` exactly when its true time is at or before the event's delivery time
 (``events.delivered``), and beats with nothing after them come at the end. Replaying in this order
 feeds an engine what the live run fed it, beat for beat.
+
+An export folder of a run (``pmsim export --format parquet``) reads the same: ``events.parquet``
+carries the delivery times in its ``delivered_s`` column, ``heartbeats.parquet`` the runs, and each
+event's JSON is built again from its record, the very text of its line in ``events.jsonl``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +26,9 @@ from typing import Any
 from devices.base import Clock
 from devices.liveness import BeatRun
 from sim.errors import BadInput
-from sim.files.eventlog import DELIVERED, HEARTBEATS
+from sim.files.columnar import read_delivered, read_parquet
+from sim.files.columns import record_file
+from sim.files.eventlog import DELIVERED
 
 __all__ = ["Item", "Line", "beat_runs", "interleave", "materialise", "run_bounds", "traffic"]
 
@@ -43,42 +50,53 @@ Line = bytes  # one line of events.jsonl, as written
 Item = tuple[str, Any, Any]
 
 
-def beat_runs(path: Path, start: datetime) -> list[BeatRun]:
-    """The runs of ``heartbeats.jsonl``, ready to rebuild each beat (clock from ``start``)."""
-    clock = Clock(start)
-    runs: list[BeatRun] = []
+def _run_records(path: Path) -> Iterator[tuple[int, Any]]:
+    if path.suffix == ".parquet":
+        yield from enumerate(read_parquet(path), 1)
+        return
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                r = json.loads(line)
-                owner = _Owner(
-                    r["device_id"], r["device_kind"], r["estate"], r["building"], r["floor"], clock
-                )
-                run = BeatRun(
-                    owner,
-                    int(r["first_seq"]),
-                    int(r["first_k"]),
-                    float(r["t0_s"]),
-                    float(r["period_s"]),
-                    float(r["skew_s"]),
-                    int(r["order"]),
-                )
-                run.count = int(r["count"])
-            except (ValueError, KeyError, TypeError) as exc:
+                yield n, json.loads(line)
+            except ValueError as exc:
                 raise BadInput(f"{path}:{n}: not a heartbeat run ({exc})") from None
-            if run.count <= 0 or run.period <= 0:
-                raise BadInput(f"{path}:{n}: a heartbeat run needs a count and a period")
-            runs.append(run)
+
+
+def beat_runs(path: Path, start: datetime) -> list[BeatRun]:
+    """The runs of ``heartbeats.jsonl`` (or ``heartbeats.parquet``), ready to rebuild each beat
+    (clock from ``start``)."""
+    clock = Clock(start)
+    runs: list[BeatRun] = []
+    for n, r in _run_records(path):
+        try:
+            owner = _Owner(
+                r["device_id"], r["device_kind"], r["estate"], r["building"], r["floor"], clock
+            )
+            run = BeatRun(
+                owner,
+                int(r["first_seq"]),
+                int(r["first_k"]),
+                float(r["t0_s"]),
+                float(r["period_s"]),
+                float(r["skew_s"]),
+                int(r["order"]),
+            )
+            run.count = int(r["count"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadInput(f"{path}:{n}: not a heartbeat run ({exc})") from None
+        if run.count <= 0 or run.period <= 0:
+            raise BadInput(f"{path}:{n}: a heartbeat run needs a count and a period")
+        runs.append(run)
     return runs
 
 
 def run_bounds(events: Path, start: datetime) -> tuple[float, float]:
     """The heartbeat runs beside ``events``: how far off any device's clock is, and the longest
     period (both 0 without runs)."""
-    path = events.parent / HEARTBEATS
-    if not path.exists():
+    path = record_file(events.parent, "heartbeats", events.suffix)
+    if path is None:
         return 0.0, 0.0
     runs = beat_runs(path, start)
     skew = max((abs(run.skew) for run in runs), default=0.0)
@@ -127,24 +145,58 @@ def _pop(
 
 
 def traffic(events: Path, start: datetime | None, every_beat: bool = True) -> Iterator[Item]:
-    """What a run delivered: ``events`` with the heartbeat runs beside it when there are some
-    (and a ``start`` to date them), else the lines of ``events`` alone (delivery times
-    unknown)."""
-    runs_path = events.parent / HEARTBEATS
-    delivered_path = events.parent / DELIVERED
-    with events.open("rb") as src:
-        lines = (line for line in src if line.strip())
-        if start is None or not runs_path.exists() or not delivered_path.exists():
+    """What a run delivered: ``events`` (a run's ``events.jsonl`` or an export's
+    ``events.parquet``) with the heartbeat runs beside it when there are some (and a ``start`` to
+    date them), else the lines of ``events`` alone (delivery times unknown)."""
+    runs_path = record_file(events.parent, "heartbeats", events.suffix)
+    with ExitStack() as stack:
+        lines = _lines(events, stack)
+        times = None if start is None or runs_path is None else _delivered(events, stack)
+        if start is None or runs_path is None or times is None:
             for line in lines:
                 yield ("event", line, None)
             return
         runs = beat_runs(runs_path, start)
-        with delivered_path.open(encoding="utf-8") as fd:
-            times = (float(x) for x in fd if x.strip())
-            try:
-                yield from interleave(lines, times, runs, every_beat)
-            except ValueError as exc:
-                raise BadInput(f"{delivered_path}: {exc} in {events.name}") from None
+        where = events if events.suffix == ".parquet" else events.parent / DELIVERED
+        try:
+            yield from interleave(lines, times, runs, every_beat)
+        except ValueError as exc:
+            raise BadInput(f"{where}: {exc} in {events.name}") from None
+        if next(times, None) is not None:
+            raise BadInput(f"{where}: more delivery times than events in {events.name}")
+
+
+def _lines(events: Path, stack: ExitStack) -> Iterator[Line]:
+    """The events as JSON text: the lines of a JSON Lines file as they are, or each record of a
+    Parquet file as the line it was exported from."""
+    if events.suffix == ".parquet":
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        return (dumps(rec).encode() for rec in read_parquet(events))
+    src = stack.enter_context(events.open("rb"))
+    return (line for line in src if line.strip())
+
+
+def _delivered(events: Path, stack: ExitStack) -> Iterator[float] | None:
+    """When each event was delivered: ``events.delivered`` beside a JSON Lines file, the
+    ``delivered_s`` column of a Parquet one; None if unknown."""
+    if events.suffix == ".parquet":
+        return read_delivered(events)
+    path = events.parent / DELIVERED
+    if not path.exists():
+        return None
+    fd = stack.enter_context(path.open(encoding="utf-8"))
+    return _times(path, fd)
+
+
+def _times(path: Path, fd: Iterator[str]) -> Iterator[float]:
+    for n, text in enumerate(fd, 1):
+        try:
+            at = float(text)
+        except ValueError:
+            raise BadInput(f"{path}:{n}: not a time in seconds: {text.strip()[:40]!r}") from None
+        if at != at or at in (float("inf"), float("-inf")):
+            raise BadInput(f"{path}:{n}: not a finite time: {text.strip()[:40]!r}")
+        yield at
 
 
 def materialise(events: Path, start: datetime | None) -> Iterator[bytes]:

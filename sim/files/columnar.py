@@ -7,8 +7,14 @@ Schemas. :func:`schema` builds each kind's pyarrow schema from the columns decla
 on the other types' rows), and every key of truth, alert and work-order records, typed. Nested
 values: ``event_ids`` is a Parquet list of strings; an alert's ``labels`` is stored as its compact
 JSON text (its values mix strings, integers and null), which DuckDB reads with
-``labels->>'estate'``. Times are timestamps (microseconds, ``+08:00``). Two columns of our own
-follow the typed ones:
+``labels->>'estate'``. Times are timestamps (microseconds, ``+08:00``). Columns of our own follow
+the typed ones:
+
+``delivered_s`` (events only)
+    the simulated second the event was delivered, from the run's ``events.delivered`` (null when
+    the events came without one, as with ``--heartbeats``): where the heartbeat runs go between
+    the events, so that an export replays like its run (:mod:`sim.files.beatstream`). It is not a
+    key of the record; :func:`read_delivered` reads it.
 
 ``_keys``
     the record's keys in order, as a JSON array (a handful of distinct values, dictionary-encoded
@@ -50,9 +56,11 @@ from sim.errors import BadInput
 from sim.files.columns import COLUMNS, DAY_COLUMN, read_jsonl_records
 
 __all__ = [
+    "DELIVERED_COLUMN",
     "NEEDS_PYARROW",
     "ROWS_PER_GROUP",
     "iter_records",
+    "read_delivered",
     "read_parquet",
     "require_pyarrow",
     "schema",
@@ -60,6 +68,8 @@ __all__ = [
 ]
 
 NEEDS_PYARROW = "Parquet needs pyarrow: pip install 'pmsim[data]'"
+DELIVERED_COLUMN = "delivered_s"  # events only: when each was delivered (events.delivered)
+_OWN = ("_keys", "_extra", DELIVERED_COLUMN)
 ROWS_PER_GROUP = 1 << 20  # at most, within a day
 ZSTD_LEVEL = 9
 TZ = "+08:00"
@@ -104,12 +114,15 @@ def _arrow_type(pa: Any, kind: str) -> Any:
 
 def schema(kind: str) -> Any:
     """The pyarrow schema of one kind of record (``events``, ``truth``, ``alerts``,
-    ``workorders``): its typed columns, then ``_keys`` and ``_extra``."""
+    ``workorders``): its typed columns, ``delivered_s`` for events, then ``_keys`` and
+    ``_extra``."""
     pa, _ = _arrow()
     fields = [
         pa.field(name, _arrow_type(pa, ck), metadata=_JSON_MARK if ck == "json" else None)
         for name, ck in COLUMNS[kind]
     ]
+    if kind == "events":
+        fields.append(pa.field(DELIVERED_COLUMN, pa.float64()))
     fields.append(pa.field("_keys", pa.string(), nullable=False))
     fields.append(pa.field("_extra", pa.string()))
     return pa.schema(fields, metadata={"pmsim.records": kind})
@@ -156,9 +169,16 @@ def _day(v: Any) -> int | None:
     return None
 
 
-def write_parquet(kind: str, records: Iterable[dict[str, Any]], path: Path) -> int:
+def write_parquet(
+    kind: str,
+    records: Iterable[dict[str, Any]],
+    path: Path,
+    delivered: Iterable[float] | None = None,
+) -> int:
     """Write the records of one kind to ``path`` as Parquet (see the module); returns how many.
-    ``records`` is consumed once, a day at a time: memory holds one row group."""
+    ``records`` is consumed once, a day at a time: memory holds one row group. ``delivered``,
+    for events, gives each record's delivery time (one each, in order; else the column is null).
+    """
     pa, pq = _arrow()
     sch = schema(kind)
     columns = COLUMNS[kind]
@@ -167,12 +187,16 @@ def write_parquet(kind: str, records: Iterable[dict[str, Any]], path: Path) -> i
     buf: dict[str, list[Any]] = {name: [] for name, _ in columns}
     keys_buf: list[str] = []
     extra_buf: list[str | None] = []
+    own: dict[str, list[Any]] = {DELIVERED_COLUMN: []} if kind == "events" else {}
+    times = None if delivered is None else iter(delivered)
+    if times is not None and kind != "events":
+        raise ValueError(f"delivery times are for events, not {kind}")
     keys_text: dict[tuple[str, ...], str] = {}
     n = 0
     day: int | None = None
 
     def flush(writer: Any) -> None:
-        data = {**buf, "_keys": keys_buf, "_extra": extra_buf}
+        data = {**buf, **own, "_keys": keys_buf, "_extra": extra_buf}
         try:
             table = pa.Table.from_pydict(data, schema=sch)
         except (pa.ArrowException, UnicodeEncodeError) as exc:  # e.g. a lone surrogate
@@ -181,10 +205,13 @@ def write_parquet(kind: str, records: Iterable[dict[str, Any]], path: Path) -> i
         writer.write_table(table, row_group_size=ROWS_PER_GROUP)
         for values in buf.values():
             values.clear()
+        for values in own.values():
+            values.clear()
         keys_buf.clear()
         extra_buf.clear()
 
     encodings = {name: _ENCODINGS[ck] for name, ck in columns if ck in _ENCODINGS}
+    encodings.update((name, _ENCODINGS["float"]) for name in own)
     with pq.ParquetWriter(
         path,
         sch,
@@ -221,9 +248,20 @@ def write_parquet(kind: str, records: Iterable[dict[str, Any]], path: Path) -> i
             keys_buf.append(text)
             extra_buf.append(_dumps(extra) if extra else None)
             n += 1
+            if own:
+                own[DELIVERED_COLUMN].append(None if times is None else _next_time(times, n))
         if keys_buf:
             flush(writer)
+    if times is not None and next(times, None) is not None:
+        raise BadInput(f"{kind}: more delivery times than the {n} records")
     return n
+
+
+def _next_time(times: Iterator[float], n: int) -> float:
+    at = next(times, None)
+    if at is None:
+        raise BadInput(f"events: no delivery time for record {n} (fewer times than events)")
+    return float(at)
 
 
 def read_parquet(path: Path) -> Iterator[dict[str, Any]]:
@@ -263,7 +301,7 @@ def read_parquet(path: Path) -> Iterator[dict[str, Any]]:
                 for key in keys:
                     if extra is not None and key in extra:
                         rec[key] = extra[key]
-                    elif key in cols and key not in ("_keys", "_extra"):
+                    elif key in cols and key not in _OWN:
                         rec[key] = cols[key][i]
                     else:
                         raise BadInput(f"{path}: row {row}: key {key!r} is in no column")
@@ -272,6 +310,26 @@ def read_parquet(path: Path) -> Iterator[dict[str, Any]]:
         raise BadInput(f"{path}: after row {row}: {exc}") from None
     except (TypeError, json.JSONDecodeError) as exc:
         raise BadInput(f"{path}: row {row + 1}: bad _keys or _extra: {exc}") from None
+
+
+def read_delivered(path: Path) -> Iterator[float] | None:
+    """The delivery times of an ``events.parquet`` (its ``delivered_s``), one a row in order;
+    None when it has none (no such column, or null throughout). A null on some rows only is bad
+    input."""
+    pa, pq = _arrow()
+    try:
+        if DELIVERED_COLUMN not in pq.read_schema(path).names:
+            return None
+        column = pq.read_table(path, columns=[DELIVERED_COLUMN]).column(0)
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise BadInput(f"{path}: not a Parquet file: {exc}") from None
+    if len(column) and column.null_count == len(column):
+        return None
+    if column.null_count:
+        raise BadInput(f"{path}: {DELIVERED_COLUMN} is null on some rows only")
+    return (at for chunk in column.chunks for at in chunk.to_pylist())
 
 
 def _iso(v: datetime | None) -> str | None:

@@ -36,6 +36,7 @@ __all__ = [
     "find_source",
     "parse_what",
     "read_jsonl_records",
+    "record_file",
 ]
 
 KINDS: tuple[str, ...] = ("events", "heartbeats", "truth", "alerts", "workorders")
@@ -206,11 +207,20 @@ def find_source(folder: Path, kind: str) -> Path:
         raise BadInput(f"{folder}: no such folder")
     if not folder.is_dir():
         raise BadInput(f"{folder}: not a folder")
-    for suffix in (".jsonl", ".parquet"):
+    path = record_file(folder, kind)
+    if path is not None:
+        return path
+    raise BadInput(f"{folder}: no {kind}.jsonl or {kind}.parquet (not a run folder or an export)")
+
+
+def record_file(folder: Path, kind: str, first: str = ".jsonl") -> Path | None:
+    """The folder's ``KIND.jsonl`` or ``KIND.parquet``, the one with suffix ``first`` if both are
+    there; None if neither is."""
+    for suffix in (first, *(s for s in (".jsonl", ".parquet") if s != first)):
         path = folder / f"{kind}{suffix}"
         if path.is_file():
             return path
-    raise BadInput(f"{folder}: no {kind}.jsonl or {kind}.parquet (not a run folder or an export)")
+    return None
 
 
 def read_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:

@@ -1,8 +1,9 @@
 """``pmsim export``, called in-process on a real one-day run (the tiny estate with every fault but
 those of delivery, which step each heartbeat as an event, so the truth holds every kind of record
 and the heartbeats travel as runs): JSON Lines -> Parquet -> JSON Lines gives the run's records
-back, Parquet is reproducible, DuckDB counts what the JSON Lines hold, bad input leaves nothing,
-and ``--heartbeats`` builds every beat again in its place."""
+back (with the delivery times and run.json), Parquet is reproducible, DuckDB counts what the JSON
+Lines hold, bad input leaves nothing, ``--heartbeats`` builds every beat again in its place, and a
+Parquet export replays to the very alerts and work orders of its run."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ pytest.importorskip("pyarrow")
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "seeds" / "tiny.yaml"
+DEFAULT_RULES = ROOT / "seeds" / "rules" / "default.yaml"
 FAULTS = """faults:
   - {kind: clock_skew, share: 0.3, max_skew_s: 10}
   - {kind: device_dead, share: 0.05, from_day: 0}
@@ -54,7 +56,7 @@ def test_jsonl_to_parquet_to_jsonl_gives_every_record_back(
 ) -> None:
     assert _export(str(run), "--format", "parquet", "--out", str(tmp_path / "pq")) == 0
     assert sorted(p.name for p in (tmp_path / "pq").iterdir()) == sorted(
-        f"{k}.parquet" for k in KINDS
+        ["run.json", *(f"{k}.parquet" for k in KINDS)]
     )
     out = capsys.readouterr().out
     assert f"wrote {tmp_path / 'pq' / 'events.parquet'} (" in out
@@ -69,6 +71,51 @@ def test_jsonl_to_parquet_to_jsonl_gives_every_record_back(
         assert (tmp_path / "j" / f"{kind}.jsonl").read_bytes() == (
             run / f"{kind}.jsonl"
         ).read_bytes()
+    for name in ("events.delivered", "run.json"):  # what replaying the export needs
+        assert (run / name).stat().st_size > 0
+        assert (tmp_path / "j" / name).read_bytes() == (run / name).read_bytes(), name
+    delivered = duckdb.connect().execute(
+        f"SELECT delivered_s FROM '{tmp_path / 'pq' / 'events.parquet'}'"
+    )
+    times = [float(x) for x in (run / "events.delivered").read_text().split()]
+    assert [t for (t,) in delivered.fetchall()] == times
+
+
+def _replay(source: Path, rules: Path, out: Path) -> None:
+    assert main(["replay", str(source), "--rules", str(rules), "--out", str(out)]) == 0
+
+
+def _same_results(a: Path, b: Path) -> None:
+    for name in ("alerts.jsonl", "workorders.jsonl"):
+        assert (a / name).stat().st_size > 0, name
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_a_parquet_export_replays_like_its_run(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pq = tmp_path / "pq"
+    assert _export(str(run), "--format", "parquet", "--out", str(pq)) == 0
+    assert not list(pq.glob("*.jsonl")) and not (pq / "events.delivered").exists()
+    _replay(pq, run / "rules.yaml", tmp_path / "same")
+    _same_results(tmp_path / "same", run)  # the run's own alerts and work orders
+    assert json.loads((tmp_path / "same" / "score.json").read_text())  # scored on truth.parquet
+    text = DEFAULT_RULES.read_text(encoding="utf-8")
+    assert "after: 45m" in text
+    other = tmp_path / "other.yaml"
+    other.write_text(text.replace("after: 45m", "after: 20m", 1), encoding="utf-8")
+    _replay(run, other, tmp_path / "from-run")
+    _replay(pq, other, tmp_path / "from-parquet")
+    _replay(pq / "events.parquet", other, tmp_path / "from-file")
+    _same_results(tmp_path / "from-parquet", tmp_path / "from-run")
+    _same_results(tmp_path / "from-file", tmp_path / "from-run")
+    assert (tmp_path / "from-run" / "alerts.jsonl").read_bytes() != (
+        run / "alerts.jsonl"
+    ).read_bytes()
+    back = tmp_path / "back"  # and Parquet -> JSON Lines again, events.delivered included
+    assert _export(str(pq), "--format", "jsonl", "--out", str(back)) == 0
+    _replay(back, other, tmp_path / "from-jsonl")
+    _same_results(tmp_path / "from-jsonl", tmp_path / "from-run")
 
 
 def test_heartbeats_built_again_are_every_event_the_run_sent(run: Path, tmp_path: Path) -> None:
@@ -137,7 +184,7 @@ def test_csv_and_the_default_folder(run: Path, tmp_path: Path) -> None:
     assert len(lines) == 1 + len(_jsonl(src / "workorders.jsonl"))
     (out / "alerts.csv").write_text("stale")
     assert _export(str(src), "--format", "jsonl", "--what", "truth", "--out", str(out)) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["truth.jsonl"]  # replaced whole
+    assert sorted(p.name for p in out.iterdir()) == ["run.json", "truth.jsonl"]  # replaced whole
 
 
 def _bad(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

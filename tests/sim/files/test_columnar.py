@@ -13,7 +13,13 @@ import pytest
 
 from devices.events import DeviceEvent
 from sim.errors import BadInput
-from sim.files.columnar import iter_records, read_parquet, schema, write_parquet
+from sim.files.columnar import (
+    iter_records,
+    read_delivered,
+    read_parquet,
+    schema,
+    write_parquet,
+)
 from sim.files.columns import COLUMNS, KINDS, find_source, parse_what
 
 pa = pytest.importorskip("pyarrow")
@@ -199,3 +205,20 @@ def test_a_string_parquet_cannot_hold_is_bad_input(tmp_path: Path) -> None:
     recs = [{"record": "alert"}, {"record": "alert", "rule_id": lone}]
     with pytest.raises(BadInput, match="alerts records 1-2: not storable in Parquet"):
         write_parquet("alerts", recs, tmp_path / "alerts.parquet")
+
+
+def test_delivery_times_ride_along_with_events_and_are_no_key(tmp_path: Path) -> None:
+    recs = [
+        {"event_id": f"d:{i}", "sim_seconds": float(i), "delivered_s": "mine"} for i in range(3)
+    ]
+    path = tmp_path / "events.parquet"
+    assert write_parquet("events", recs, path, [0.5, 1.25, 2.0]) == 3
+    assert list(read_parquet(path)) == recs  # a key of that name is data, in _extra
+    times = read_delivered(path)
+    assert times is not None and list(times) == [0.5, 1.25, 2.0]
+    write_parquet("events", recs, path)
+    assert read_delivered(path) is None  # null throughout: unknown
+    with pytest.raises(BadInput, match="no delivery time for record 3"):
+        write_parquet("events", recs, path, [0.5, 1.25])
+    with pytest.raises(BadInput, match="more delivery times than the 3 records"):
+        write_parquet("events", recs, path, [0.5, 1.25, 2.0, 3.0])

@@ -13,6 +13,7 @@ dead devices, skewed clocks and gateway disconnects whose buffers take the beats
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sim.errors import BadInput
 from sim.files.rulefiles import load_rules
 from sim.replay import replay_file, run_start, run_traffic
 from sim.runner import run_to_folder
@@ -146,3 +148,26 @@ def test_rules_that_read_every_beat_are_fed_every_beat(
     again.mkdir()
     replay_file(load_rules(rules), runs / "events.jsonl", again, 3 * 86400.0, run_start(runs))
     assert (again / "alerts.jsonl").read_bytes() == (runs / "alerts.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda lines: [*lines[:4], "abc", *lines[5:]], "events.delivered:5: not a time"),
+        (lambda lines: [*lines, "12.5"], "more delivery times than events"),
+        (lambda lines: lines[:-1], "fewer delivery times than events"),
+        (lambda lines: ["nan", *lines[1:]], "events.delivered:1: not a finite time"),
+    ],
+)
+def test_a_damaged_delivery_file_is_named_with_its_line(
+    default_pair: tuple[Path, Path, Path], tmp_path: Path, damage: Any, message: str
+) -> None:
+    runs, _, rules_path = default_pair
+    folder = tmp_path / "run"
+    shutil.copytree(runs, folder)
+    lines = (folder / "events.delivered").read_text().splitlines()
+    (folder / "events.delivered").write_text("\n".join(damage(lines)) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(BadInput, match=message):
+        replay_file(load_rules(rules_path), folder / "events.jsonl", out, None, run_start(folder))
