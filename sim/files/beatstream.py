@@ -86,10 +86,28 @@ def beat_runs(path: Path, start: datetime) -> list[BeatRun]:
             run.count = int(r["count"])
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"{path}:{n}: not a heartbeat run ({exc})") from None
-        if run.count <= 0 or run.period <= 0:
-            raise BadInput(f"{path}:{n}: a heartbeat run needs a count and a period")
+        problem = _implausible(run)
+        if problem:
+            raise BadInput(f"{path}:{n}: {problem}")
         runs.append(run)
     return runs
+
+
+MAX_SPAN_S = 20 * 366 * 86400.0  # no run of pmsim's is simulated for twenty years
+
+
+def _implausible(run: BeatRun) -> str:
+    """Why a stored run cannot be one pmsim wrote ('' if it can): rebuilding it must end."""
+    numbers = (run.t0, run.period, run.skew)
+    if any(x != x or x in (float("inf"), float("-inf")) for x in numbers):
+        return "a heartbeat run's times must be finite numbers"
+    if run.count <= 0 or run.period <= 0 or run.first_k < 0 or run.first_seq < 0:
+        return "a heartbeat run needs a positive count and period and no negative index"
+    if not -MAX_SPAN_S <= run.t0 <= MAX_SPAN_S or abs(run.skew) > 86400.0:
+        return "a heartbeat run's start or clock skew is out of range"
+    if run.true_time(run.count - 1) > MAX_SPAN_S or not isinstance(run.device_id, str):
+        return "a heartbeat run that lasts past twenty years or has no device id"
+    return ""
 
 
 def run_bounds(events: Path, start: datetime) -> tuple[float, float]:

@@ -171,3 +171,29 @@ def test_a_damaged_delivery_file_is_named_with_its_line(
     out.mkdir()
     with pytest.raises(BadInput, match=message):
         replay_file(load_rules(rules_path), folder / "events.jsonl", out, None, run_start(folder))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("count", 10**15, "lasts past twenty years"),
+        ("period_s", 0, "positive count and period"),
+        ("t0_s", "NaN", "finite"),
+        ("first_seq", "x", "not a heartbeat run"),
+    ],
+)
+def test_a_forged_heartbeat_run_is_refused_with_its_line(
+    default_pair: tuple[Path, Path, Path], tmp_path: Path, field: str, value: Any, message: str
+) -> None:
+    runs, _, rules_path = default_pair
+    folder = tmp_path / "run"
+    shutil.copytree(runs, folder)
+    lines = (folder / "heartbeats.jsonl").read_text().splitlines()
+    doc = json.loads(lines[2])
+    doc[field] = float("nan") if value == "NaN" else value
+    lines[2] = json.dumps(doc)
+    (folder / "heartbeats.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(BadInput, match=f"heartbeats.jsonl:3: .*{message}"):
+        replay_file(load_rules(rules_path), folder / "events.jsonl", out, None, run_start(folder))
