@@ -55,6 +55,17 @@ class _State:
         self.tracks: dict[str, Track | None] = {}  # device -> its current heartbeat run
 
 
+def _runs_suffice(readers: list[tuple[CompiledRule, str]], period: float) -> bool:
+    """Can these readers of heartbeats beating every ``period`` take them as a run? Only if each
+    is an absence rule watching them whose ``after`` outlasts the period: then no beat but the
+    first can change an alert."""
+    for cr, role in readers:
+        cond = cr.rule.condition
+        if role != "watch" or cond.kind != "absence" or cond.after <= period:
+            return False
+    return True
+
+
 class Engine:
     """``consume(event)`` returns the records it causes; ``finish(end)`` flushes the rest."""
 
@@ -116,9 +127,7 @@ class Engine:
             s.stats["duplicates"] += 1
             return out
         if t < s.watermark:
-            s.stats["late"] += 1
-            if len(s.late_ids) < 1000:
-                s.late_ids.append(event.event_id)
+            self._late(event.event_id)
             return out
         if s.epoch is None:
             s.epoch = event.time - timedelta(seconds=t)
@@ -150,13 +159,8 @@ class Engine:
     def takes_quiet_runs(self, period: float) -> bool:
         """Would every heartbeat run of a period up to ``period`` be kept quiet, whatever its
         device (no rule reads a beat after the first; event time needs none)?"""
-        if self.quiet_skew is None:
-            return False
-        for cr, role, _ in self._index.get("heartbeat", ()):
-            cond = cr.rule.condition
-            if role != "watch" or cond.kind != "absence" or cond.after <= period:
-                return False
-        return True
+        readers = [(cr, role) for cr, role, _ in self._index.get("heartbeat", ())]
+        return self.quiet_skew is not None and _runs_suffice(readers, period)
 
     def close_run(self, run: BeatRun) -> None:
         """A run ended after ``run.count`` beats (what a quiet run's track needs to know)."""
@@ -195,9 +199,7 @@ class Engine:
         t = run.stamp(j)
         track.noted = j + 1
         if t < s.watermark:
-            s.stats["late"] += 1
-            if len(s.late_ids) < 1000:
-                s.late_ids.append(run.event_id(j))
+            self._late(run.event_id(j))
             track.late.add(j)
             return []
         s.stats["consumed"] += 1
@@ -213,10 +215,8 @@ class Engine:
         readers = [
             (cr, role) for cr, role, m in self._index.get("heartbeat", ()) if m.matches(event)
         ]
-        for cr, role in readers:
-            cond = cr.rule.condition
-            if role != "watch" or cond.kind != "absence" or cond.after <= run.period:
-                return None
+        if not _runs_suffice(readers, run.period):
+            return None
         track = Track(run.device_id, run.first_seq, run.first_k, run.t0, run.period, run.skew)
         if self.quiet_skew is not None:
             track.noted = None
@@ -226,6 +226,12 @@ class Engine:
                 ks.runs = {}
             ks.runs[(run.device_id, run.first_seq)] = track
         return track
+
+    def _late(self, event_id: str) -> None:
+        """An event older than the watermark: counted and set aside (the first 1,000 ids kept)."""
+        self.s.stats["late"] += 1
+        if len(self.s.late_ids) < 1000:
+            self.s.late_ids.append(event_id)
 
     def consume_all(
         self, events: Iterable[DeviceEvent], end_s: float | None = None

@@ -16,7 +16,7 @@ from rules.engine import Engine
 from rules.ruleset import RuleSet
 from rules.score import score_rules
 from sim.errors import BadInput
-from sim.files.beatstream import materialise, run_bounds, traffic
+from sim.files.beatstream import materialise, traffic
 from sim.files.columnar import iter_records
 from sim.files.columns import find_source, record_file
 from sim.files.records import RecordWriter, read_jsonl, run_info
@@ -42,9 +42,11 @@ def replay_file(
         (out / "workorders.jsonl").open("w", encoding="utf-8", newline="\n") as fw,
     ):
         writer = RecordWriter(engine, fa, fw)
-        skew, period = run_bounds(events, start) if start is not None else (0.0, 0.0)
-        every = not (engine.quiet_beats(skew) and engine.takes_quiet_runs(period))
-        for kind, what, j in traffic(events, start, every_beat=every):
+
+        def quiet(skew: float, period: float) -> bool:
+            return engine.quiet_beats(skew) and engine.takes_quiet_runs(period)
+
+        for kind, what, j in traffic(events, start, quiet):
             if kind == "event":
                 writer.write(engine.consume_payload(what, j))
             elif kind == "beat":

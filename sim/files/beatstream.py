@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +30,7 @@ from sim.files.columnar import read_delivered, read_parquet
 from sim.files.columns import record_file
 from sim.files.eventlog import DELIVERED
 
-__all__ = ["Item", "Line", "beat_runs", "interleave", "materialise", "run_bounds", "traffic"]
+__all__ = ["Item", "Line", "Quiet", "beat_runs", "interleave", "materialise", "traffic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +110,6 @@ def _implausible(run: BeatRun) -> str:
     return ""
 
 
-def run_bounds(events: Path, start: datetime) -> tuple[float, float]:
-    """The heartbeat runs beside ``events``: how far off any device's clock is, and the longest
-    period (both 0 without runs)."""
-    path = record_file(events.parent, "heartbeats", events.suffix)
-    if path is None:
-        return 0.0, 0.0
-    runs = beat_runs(path, start)
-    skew = max((abs(run.skew) for run in runs), default=0.0)
-    return skew, max((run.period for run in runs), default=0.0)
-
-
 def interleave(
     lines: Iterator[Line],
     delivered: Iterator[float],
@@ -162,10 +151,15 @@ def _pop(
         yield ("end", run, j)
 
 
-def traffic(events: Path, start: datetime | None, every_beat: bool = True) -> Iterator[Item]:
+Quiet = Callable[[float, float], bool]  # (largest clock skew, longest period) -> runs may be quiet
+
+
+def traffic(events: Path, start: datetime | None, quiet: Quiet | None = None) -> Iterator[Item]:
     """What a run delivered: ``events`` (a run's ``events.jsonl`` or an export's
     ``events.parquet``) with the heartbeat runs beside it when there are some (and a ``start`` to
-    date them), else the lines of ``events`` alone (delivery times unknown)."""
+    date them), else the lines of ``events`` alone (delivery times unknown). ``quiet`` is asked
+    once, with the runs' largest clock skew and longest period, whether a run's first beat and
+    its end are all the consumer needs (else every beat comes)."""
     runs_path = record_file(events.parent, "heartbeats", events.suffix)
     with ExitStack() as stack:
         lines = _lines(events, stack)
@@ -175,6 +169,9 @@ def traffic(events: Path, start: datetime | None, every_beat: bool = True) -> It
                 yield ("event", line, None)
             return
         runs = beat_runs(runs_path, start)
+        skew = max((abs(run.skew) for run in runs), default=0.0)
+        period = max((run.period for run in runs), default=0.0)
+        every_beat = quiet is None or not quiet(skew, period)
         where = events if events.suffix == ".parquet" else events.parent / DELIVERED
         try:
             yield from interleave(lines, times, runs, every_beat)
