@@ -36,8 +36,9 @@ from rules.ruleset import RuleSet
 from sim.errors import BadInput
 from sim.files.rulefiles import load_rules
 from sim.mqtt.broker import EmbeddedBroker
-from sim.mqtt.carrier import Link, record_topic
+from sim.mqtt.carrier import Link
 from sim.mqtt.journal import MAGIC, Ledger, journal_path
+from sim.mqtt.outbox import record_topic
 from sim.mqtt.serve import ServeOptions, serve
 from sim.mqtt.url import parse_broker_url
 from sim.replay import replay_file, run_start, run_traffic
