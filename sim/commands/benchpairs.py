@@ -186,9 +186,19 @@ def bare_pipe(
         c.max_inflight_messages_set(SUBSCRIBER_WINDOW)
         c.max_queued_messages_set(0)
 
+    acked = 0
+    flow = threading.Condition()
+
+    def on_publish(*_a: Any) -> None:
+        nonlocal acked
+        with flow:
+            acked += 1
+            flow.notify()
+
     def pub_setup(c: mqtt.Client) -> None:
         c.max_inflight_messages_set(window)
         c.max_queued_messages_set(0)
+        c.on_publish = on_publish
 
     tag = f"{os.getpid()}-{time.monotonic_ns() % 1_000_000_000}"
     sub = connect(url, f"pmsim-bench-sub-{tag}", setup=sub_setup)
@@ -200,7 +210,16 @@ def bare_pipe(
         try:
             payload = b"x" * size
             t0 = time.perf_counter()
-            for _ in range(messages):
+            for i in range(messages):
+                # At most ``window`` unacknowledged, as pmsim's transport: paho numbers messages
+                # up to 65,535 and drops what it cannot number, so no publisher may run further
+                # ahead than that of its acknowledgements.
+                with flow:
+                    waited = time.monotonic()
+                    while i - acked >= window:
+                        if time.monotonic() - waited > 60.0:
+                            raise BadInput(f"broker {url}: no PUBACK for 60 s in the bare pipe")
+                        flow.wait(1.0)
                 pub.publish(topic, payload, qos=qos)
             seen = -1
             while not done.wait(SILENCE) and got != seen:  # QoS 0 may lose some: stop on silence
