@@ -17,9 +17,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
-from devices.events import DeviceEvent, Heartbeat, StaffArrived, StaffDone, event_adapter
+from devices.events import (
+    DeviceEvent,
+    Heartbeat,
+    StaffArrived,
+    StaffDone,
+    parse_event,
+    unknown_type,
+)
 from devices.liveness import BeatRun
 from rules.alerts import AlertState, KeyState, alert_record, identity
 from rules.beattrack import Track
@@ -94,10 +99,9 @@ class Engine:
     def consume_payload(self, payload: bytes | str, now: float | None = None) -> list[Record]:
         """Validate a JSON payload first: a bad or unknown one is counted and skipped."""
         try:
-            event = event_adapter.validate_json(payload)
-        except ValidationError as exc:
-            unknown = any(e["type"] == "union_tag_invalid" for e in exc.errors())
-            self.s.stats["unknown_type" if unknown else "invalid"] += 1
+            event = parse_event(payload)
+        except ValueError as exc:  # msgspec's ValidationError and DecodeError
+            self.s.stats["unknown_type" if unknown_type(exc) else "invalid"] += 1
             return []
         return self.consume(event, now)
 

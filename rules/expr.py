@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal, NoReturn
+from typing import Literal, NoReturn
 
 from rules.exprlex import ExprError, Token, TokKind, tokenize
 from rules.exprnodes import (
@@ -56,7 +56,7 @@ class Expr:
     fields: frozenset[str]  # event fields the expression reads
     _predicate: Pred = dataclasses.field(repr=False, compare=False)
 
-    def __call__(self, values: Mapping[str, Any]) -> bool:
+    def __call__(self, values: Values) -> bool:
         return self._predicate(values)
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "ORDERING",
@@ -37,7 +37,13 @@ __all__ = [
     "same",
 ]
 
-Values = Mapping[str, Any]
+
+class Values(Protocol):
+    """What an expression reads an event's fields from: a dict, or a view of an event."""
+
+    def get(self, name: str, /) -> Any: ...
+
+
 Get = Callable[[Values], object]
 Pred = Callable[[Values], bool]
 

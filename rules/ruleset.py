@@ -10,17 +10,13 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
-from devices.events import DeviceEvent
+from devices.events import EVENT_MODELS, DeviceEvent
 from rules.expr import Expr, ExprError, FieldType, compile_expr
 from rules.model import Match, Rule, RuleFile, ThresholdCond
 
-__all__ = ["CompiledMatch", "CompiledRule", "RuleError", "RuleSet", "event_fields"]
-
-EVENT_MODELS: dict[str, type[Any]] = {
-    cls.model_fields["type"].default: cls for cls in get_args(DeviceEvent)
-}
+__all__ = ["CompiledMatch", "CompiledRule", "FieldView", "RuleError", "RuleSet", "event_fields"]
 
 
 class RuleError(ValueError):
@@ -60,11 +56,26 @@ def event_fields(event_type: str) -> dict[str, FieldType]:
     """The filterable fields of one event type, with their expression types."""
     model = EVENT_MODELS[event_type]
     out: dict[str, FieldType] = {}
-    for name, info in model.model_fields.items():
-        kind = _field_type(info.annotation)
+    hints = typing.get_type_hints(model, include_extras=True)
+    annotations: dict[str, Any] = {"type": Literal[model.__struct_config__.tag]}
+    annotations |= {name: hints[name] for name in model.__struct_fields__}
+    for name, annotation in annotations.items():
+        kind = _field_type(annotation)
         if kind is not None:
             out[name] = kind
     return out
+
+
+class FieldView:
+    """An event's fields as an expression reads them (``get``), without copying them."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: DeviceEvent) -> None:
+        self._event = event
+
+    def get(self, name: str, /) -> Any:
+        return getattr(self._event, name, None)
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ class CompiledMatch:
     def matches(self, event: DeviceEvent) -> bool:
         if self.device_kind is not None and event.device_kind != self.device_kind:
             return False
-        return self.where is None or self.where(event.__dict__)
+        return self.where is None or self.where(FieldView(event))
 
 
 @dataclass(frozen=True)
@@ -148,7 +159,7 @@ class RuleSet:
         if cond.kind != "repeat":
             for k, name in enumerate(rule.key):
                 for t in types_:
-                    if name not in EVENT_MODELS[t].model_fields:
+                    if name not in EVENT_MODELS[t].__struct_fields__:
                         raise RuleError(
                             (*at, "key", k), rule.id, f"key field {name!r} is not on {t} events"
                         )

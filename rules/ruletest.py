@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from devices.events import DeviceEvent, event_adapter, event_id
+from devices.events import DeviceEvent, event_from_python, event_id, explain
 from rules.engine import Engine, Record
 from rules.model import Duration, format_duration
 from rules.ruleset import RuleSet
@@ -104,14 +104,10 @@ def build_events(case: RuleTestCase, start: datetime) -> list[DeviceEvent]:
         doc["sim_seconds"] = at
         doc["time"] = start + timedelta(seconds=at)
         try:
-            out.append(event_adapter.validate_python(doc))
-        except Exception as exc:  # pydantic.ValidationError, reported as one line
-            errors = getattr(exc, "errors", None)
-            if callable(errors):
-                first = errors(include_url=False)[0]
-                loc = ".".join(str(p) for p in first["loc"])
-                raise ValueError(f"events[{i}].{loc}: {first['msg']}") from None
-            raise ValueError(f"events[{i}]: {exc}") from None
+            out.append(event_from_python(doc))
+        except ValueError as exc:  # msgspec.ValidationError, reported as one line
+            where, message = explain(exc)
+            raise ValueError(f"events[{i}]{'.' + where if where else ''}: {message}") from None
     return out
 
 

@@ -2,4 +2,5 @@
 
 from sim.commands.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a spawned engine process imports this module again
+    raise SystemExit(main())

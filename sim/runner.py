@@ -20,15 +20,13 @@ from typing import Any
 
 import yaml
 
-from rules.engine import Engine
 from rules.score import score_rules
-from rules.workorders import workorder_figures
 from sim.errors import BadInput
 from sim.files.eventlog import DELIVERED, EVENTS, HEARTBEATS, EventLog
 from sim.files.folders import staged_folder
-from sim.files.records import RecordWriter, read_jsonl, write_score
+from sim.files.records import read_jsonl, write_score
 from sim.files.rulefiles import DEFAULT_RULES, load_rules
-from sim.mqtt.carrier import Link, carry_events
+from sim.mqtt.carrier import EngineSide, Link, carry_events
 from sim.result import RunResult
 from sim.world.calendar import DAY
 from sim.world.faultspec import ClockSkew
@@ -150,25 +148,21 @@ def run_to_folder(
     resolved = scenario.model_copy(update={"days": days, "seed": seed})
     with staged_folder(out) as tmp:
         started = time.perf_counter()
-        engine = Engine(ruleset)
         with ExitStack() as stack:  # files close first, the broker (if any) after the rankings
-            fh, fd, fr, fa, fw = (
+            fh, fd, fr = (
                 stack.enter_context(open(tmp / name, "w", encoding="utf-8", newline="\n"))
-                for name in (EVENTS, DELIVERED, HEARTBEATS, "alerts.jsonl", "workorders.jsonl")
+                for name in (EVENTS, DELIVERED, HEARTBEATS)
             )
             log = EventLog(fh, fd, fr)
-            writer = RecordWriter(engine, fa, fw)
-            if link.broker == "none":  # in-process, heartbeat runs may stay quiet in the engine
-                engine.quiet_beats(max_skew(resolved))
-            transport, finish_transport, publish = stack.enter_context(
-                carry_events(link, log, writer, run_id=f"{resolved.name}-s{seed}-{os.getpid()}")
+            side = EngineSide(ruleset, tmp, lambda: sim.env.now, max_skew(resolved))
+            transport, finish_carrier, publish = stack.enter_context(
+                carry_events(link, log, side, run_id=f"{resolved.name}-s{seed}-{os.getpid()}")
             )
             sim = Simulation(resolved, transport, days=days, seed=seed, speed=speed)
-            log.now = writer.now = lambda: sim.env.now
+            log.now = lambda: sim.env.now
             sim.run(on_day)
-            mqtt_info = finish_transport()
-            writer.write(engine.finish(days * DAY))
-            for f in (fh, fd, fr, fa, fw):
+            mqtt_info, outcome = finish_carrier(days * DAY)
+            for f in (fh, fd, fr):
                 f.close()
             wall = time.perf_counter() - started
             rankings = _finish_folder(tmp, sim, resolved, rules_path, rankings_path, days, publish)
@@ -183,10 +177,8 @@ def run_to_folder(
             days=float(days),
             end_s=days * DAY,
         )
-        score["workorders"] = workorder_figures(
-            list(engine.s.workorders.orders.values()), days * DAY
-        )
-        score["engine"] = dict(sorted(engine.stats.items()))
+        score["workorders"] = outcome.workorders
+        score["engine"] = outcome.stats
         write_score(score, tmp / "score.json")
         by_kind: dict[str, dict[str, int]] = {}
         for (kind, type_), n in sorted(log.counts.items()):
@@ -218,8 +210,8 @@ def run_to_folder(
                 "events_by_kind": by_kind,
                 "devices": result.devices,
                 "households": result.households,
-                "alerts": writer.counts["alert"],
-                "workorders": writer.counts["workorder"],
+                "alerts": outcome.counts["alert"],
+                "workorders": outcome.counts["workorder"],
                 **result.truth_counts,
             },
             "timings": {

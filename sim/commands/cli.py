@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from devices.events import event_adapter
+from devices.events import event_schema
 from rules.model import RuleFile
 from rules.rankconfig import RankConfig
 from rules.ruletest import RuleTestFile
@@ -29,7 +29,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "rankings": RankConfig.model_json_schema,
     "scenario": Scenario.model_json_schema,
     "faults": FaultsFile.model_json_schema,
-    "event": event_adapter.json_schema,
+    "event": event_schema,
     "rules": RuleFile.model_json_schema,
     "ruletest": RuleTestFile.model_json_schema,
 }

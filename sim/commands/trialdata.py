@@ -35,9 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from devices.events import EVENT_TYPES, DeviceEvent, StaffArrived, StaffDone, event_adapter
+from devices.events import EVENT_TYPES, DeviceEvent, StaffArrived, StaffDone, parse_event
 from rules.engine import Engine, Record
 from rules.model import RuleFile
 from rules.ruleset import RuleSet
@@ -60,7 +58,7 @@ __all__ = [
 ]
 
 STAFF_TYPES: frozenset[str] = frozenset(
-    str(cls.model_fields["type"].default) for cls in (StaffArrived, StaffDone)
+    str(cls.__struct_config__.tag) for cls in (StaffArrived, StaffDone)
 )
 _KNOWN = frozenset(t.encode() for t in EVENT_TYPES)
 _TYPE, _TIME, _ID = b'"type":"', b'"sim_seconds":', b'"event_id":"'
@@ -127,8 +125,8 @@ def _scan(line: bytes) -> tuple[bytes, float, bytes] | None:
 def _parse(line: bytes) -> DeviceEvent | None:
     """The event, or ``None`` where the engine's ``consume_payload`` would refuse the line."""
     try:
-        return event_adapter.validate_json(line)
-    except ValidationError:
+        return parse_event(line)
+    except ValueError:  # msgspec's ValidationError and DecodeError
         return None
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.base import Clock
+from devices.events import event_bytes
 from devices.liveness import BeatRun
 from sim.errors import BadInput
 from sim.files.columnar import read_delivered, read_parquet
@@ -221,4 +222,4 @@ def materialise(events: Path, start: datetime | None) -> Iterator[bytes]:
         if kind == "event":
             yield what.rstrip(b"\r\n")
         elif kind == "beat":
-            yield what.event(j).model_dump_json().encode()
+            yield event_bytes(what.event(j))

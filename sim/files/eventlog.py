@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import IO
 
-from devices.events import DeviceEvent
+from devices.events import DeviceEvent, event_json
 from devices.liveness import BeatRun
 
 __all__ = ["DELIVERED", "EVENTS", "HEARTBEATS", "EventLog"]
@@ -40,7 +40,7 @@ class EventLog:
         self.now: Callable[[], float] = _zero  # the simulation's clock, once there is one
 
     def __call__(self, topic: str, event: DeviceEvent) -> None:
-        self.write_text(event, event.model_dump_json())
+        self.write_text(event, event_json(event))
 
     def write_text(self, event: DeviceEvent, text: str) -> None:
         """The event with its JSON already made (by the MQTT transport, which sends the same)."""

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from devices.events import DeviceEvent
 from devices.liveness import BeatRun
 from rules.engine import Engine, Record
+from rules.workorders import workorder_figures
 from sim.errors import BadInput
 
-__all__ = ["RecordWriter", "read_jsonl", "run_info", "write_score"]
+__all__ = [
+    "EngineOutcome",
+    "RecordWriter",
+    "finish_engine",
+    "read_jsonl",
+    "run_info",
+    "write_score",
+]
 
 
 def _unknown() -> float | None:
@@ -54,6 +63,28 @@ class RecordWriter:
             self.counts[r["record"]] += 1
             if self.publish is not None:
                 self.publish(r)
+
+
+@dataclass(frozen=True)
+class EngineOutcome:
+    """What a run's engine leaves besides its records: how many it wrote, its counters, and the
+    work orders' response figures (picklable: it comes back from an engine process)."""
+
+    counts: dict[str, int]
+    stats: dict[str, int]
+    workorders: dict[str, Any]
+
+
+def finish_engine(writer: RecordWriter, end_s: float) -> EngineOutcome:
+    """Run the engine's timers to the run's end, write what fires, and sum it up."""
+    engine = writer.engine
+    writer.write(engine.finish(end_s))
+    orders = list(engine.s.workorders.orders.values())
+    return EngineOutcome(
+        counts=dict(writer.counts),
+        stats=dict(sorted(engine.stats.items())),
+        workorders=workorder_figures(orders, end_s),
+    )
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -2,29 +2,32 @@
 
 Either way ``events.jsonl`` is written as the simulation publishes, and the engine consumes the
 same events in the same order, so a run's alerts do not depend on the carrier. Over MQTT the engine
-consumes what came off the broker (re-sequenced into publish order, see :mod:`sim.mqtt.sequencer`), and
-publishes its alerts and work-order changes back to the broker.
+runs in a process of its own (:mod:`sim.mqtt.enginehost`), consumes what came off the broker
+(re-sequenced into publish order, see :mod:`sim.mqtt.sequencer`), and publishes its alerts and
+work-order changes back to the broker.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from devices.events import DeviceEvent
-from rules.engine import Record
+from rules.engine import Engine
+from rules.ruleset import RuleSet
 from sim.errors import BadInput
 from sim.files.eventlog import EventLog
-from sim.files.records import RecordWriter
+from sim.files.records import EngineOutcome, RecordWriter, finish_engine
 from sim.mqtt.intake import DEFAULT_MAX_BATCH
+from sim.mqtt.outbox import record_topic
 from sim.mqtt.transport import DEFAULT_LINGER
 from sim.mqtt.url import TLSFiles, parse_broker_url
 from sim.world.transport import InProcessTransport, Transport
 
-__all__ = ["Link", "carry_events", "record_topic"]
+__all__ = ["EngineSide", "Link", "carry_events", "record_topic"]
 
 Publish = Callable[[str, str], None]  # (period id, JSON): a retained ranking
 BACKLOG_LIMIT = 50_000  # events published but not yet consumed before the simulation waits
@@ -72,40 +75,68 @@ class Link:
             parse_broker_url(self.broker, self.tls)
 
 
-def record_topic(prefix: str, record: Record) -> str:
-    if record["record"] == "alert":
-        return f"{prefix}/alerts/{record['labels'].get('estate', '-')}/{record['rule_id']}"
-    return f"{prefix}/workorders/{record.get('estate') or '-'}"
+@dataclass
+class EngineSide:
+    """The run's rules engine as the carrier needs it: the compiled rules, the folder its records go
+    to, the simulation's clock, and how far a device clock may be off (in-process heartbeat runs
+    may then stay quiet in the engine)."""
+
+    ruleset: RuleSet
+    folder: Path
+    now: Callable[[], float | None]
+    max_skew: float
+
+
+Finish = Callable[[float], tuple[dict[str, Any], EngineOutcome]]  # run's end -> (carrier, engine)
 
 
 @contextmanager
 def carry_events(
-    link: Link, log: EventLog, writer: RecordWriter, *, run_id: str
-) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]], Publish | None]]:
-    """Yield ``(transport, finish, publish_ranking)``: publish through ``transport``; ``finish()``
-    waits until the engine has consumed everything and returns what the run folder says about the
-    carrier; ``publish_ranking`` (None in-process) puts a ranking on the broker, retained."""
+    link: Link, log: EventLog, side: EngineSide, *, run_id: str
+) -> Iterator[tuple[Transport, Finish, Publish | None]]:
+    """Yield ``(transport, finish, publish_ranking)``: publish through ``transport``;
+    ``finish(end_s)`` waits until the engine has consumed everything, runs its timers to the run's
+    end and returns what the run folder says about the carrier and the engine;
+    ``publish_ranking`` (None in-process) puts a ranking on the broker, retained."""
     link.check()
     if link.broker == "none":
+        with _in_process(link, log, side) as trio:
+            yield trio
+        return
+    with _over_mqtt(link, log, side, run_id) as trio:
+        yield trio
+
+
+@contextmanager
+def _in_process(
+    link: Link, log: EventLog, side: EngineSide
+) -> Iterator[tuple[Transport, Finish, Publish | None]]:
+    with (
+        open(side.folder / "alerts.jsonl", "w", encoding="utf-8", newline="\n") as fa,
+        open(side.folder / "workorders.jsonl", "w", encoding="utf-8", newline="\n") as fw,
+    ):
+        engine = Engine(side.ruleset)
+        engine.quiet_beats(side.max_skew)  # heartbeat runs may stay quiet in the engine
+        writer = RecordWriter(engine, fa, fw)
+        writer.now = side.now
         local = InProcessTransport(link.prefix)
         local.subscribe(log)
         local.subscribe(writer)
         local.subscribe_beats(writer.beat)
         local.subscribe_runs(log.run_closed)
         local.subscribe_runs(writer.run_closed)
-        yield local, lambda: {"kind": "none", "published": local.published}, None
-        return
-    with _over_mqtt(link, log, writer, run_id) as pair:
-        yield pair
+
+        def finish(end_s: float) -> tuple[dict[str, Any], EngineOutcome]:
+            return {"kind": "none", "published": local.published}, finish_engine(writer, end_s)
+
+        yield local, finish, None
 
 
 @contextmanager
 def _over_mqtt(
-    link: Link, log: EventLog, writer: RecordWriter, run_id: str
-) -> Iterator[tuple[Transport, Callable[[], dict[str, Any]], Publish | None]]:
-    from sim.mqtt.intake import Intake
-    from sim.mqtt.outbox import Outbox
-    from sim.mqtt.sequencer import Sequencer
+    link: Link, log: EventLog, side: EngineSide, run_id: str
+) -> Iterator[tuple[Transport, Finish, Publish | None]]:
+    from sim.mqtt.enginehost import EngineJob, EngineProcess
     from sim.mqtt.transport import MqttTransport
 
     embedded: Any = None
@@ -124,28 +155,25 @@ def _over_mqtt(
     else:
         url = parse_broker_url(link.broker, link.tls)
         link.announce(f"broker: {url}")
-    intake: Intake | None = None
+    host: EngineProcess | None = None
     transport: MqttTransport | None = None
-    outbox: Outbox | None = None
     try:
-        seq = Sequencer(lambda e: writer("", e))
-        # On a broker not our own, a persistent session: across a broker restart (persistence
-        # on) it keeps what was queued for the engine and what gateways publish before the
-        # engine is back. Our embedded broker lives exactly as long as the run: no need.
-        intake = Intake(
-            url,
-            prefix=link.prefix,
-            client_id=f"pmsim-{run_id}-engine",
-            on_event=seq.arrived,
-            clean=embedded is not None,
-        )
-        intake.start()
-        outbox = Outbox(url, f"pmsim-{run_id}-records")
-
-        def out(rec: Record) -> None:
-            outbox.put(record_topic(link.prefix, rec), json.dumps(rec, ensure_ascii=False))
-
-        writer.publish = out
+        # The engine's side runs in a process of its own (sim.mqtt.enginehost). On a broker not
+        # our own, its session is persistent: across a broker restart (persistence on) it keeps
+        # what was queued for the engine and what gateways publish before the engine is back.
+        # Our embedded broker lives exactly as long as the run: no need.
+        host = EngineProcess(
+            EngineJob(
+                spec=side.ruleset.spec,
+                url=url,
+                prefix=link.prefix,
+                client_id=f"pmsim-{run_id}-engine",
+                records_client_id=f"pmsim-{run_id}-records",
+                clean=embedded is not None,
+                folder=side.folder,
+                hold_limit=2 * BACKLOG_LIMIT,
+            )
+        ).start()
         transport = MqttTransport(
             url,
             prefix=link.prefix,
@@ -154,47 +182,50 @@ def _over_mqtt(
             batch=link.batch,
             linger=link.linger,
         )
+        engine = host
+        carrier = transport
 
         def caught_up() -> bool:  # messages the broker holds for the engine: half the limit
-            assert transport is not None and intake is not None
-            return transport.messages - intake.received < EXTERNAL_BACKLOG_LIMIT // 2
+            return carrier.messages - engine.received < EXTERNAL_BACKLOG_LIMIT // 2
+
+        def backlog_below() -> bool:
+            return engine.expected - engine.fed < BACKLOG_LIMIT
 
         def expect(_topic: str, event: DeviceEvent) -> None:
             # The broker's queue limit counts messages (a batch is one), the memory bound events.
-            assert transport is not None and intake is not None
             if (
                 embedded is None
-                and transport.messages - intake.received >= EXTERNAL_BACKLOG_LIMIT
-                and not seq.wait_until(caught_up, 60.0)
-            ) or not seq.wait_backlog_below(BACKLOG_LIMIT, 60.0):
+                and carrier.messages - engine.received >= EXTERNAL_BACKLOG_LIMIT
+                and not engine.wait_until(caught_up, 60.0)
+            ) or not engine.wait_until(backlog_below, 60.0):
                 raise BadInput(f"broker {url}: the engine received nothing for 60 s")
-            seq.expect(event.event_id)
+            engine.expect(event.event_id)
 
         transport.subscribe_text(log.write_text)  # events.jsonl: the JSON sent
         transport.subscribe_runs(log.run_closed)  # each beat goes out as its own message
         transport.subscribe(expect)
 
-        def finish() -> dict[str, Any]:
-            assert transport is not None and intake is not None
-            transport.flush()
-            lost = seq.finish(link.idle_timeout)
-            return {
+        def finish(end_s: float) -> tuple[dict[str, Any], EngineOutcome]:
+            carrier.flush()
+            report = engine.finish(end_s, link.idle_timeout)
+            info = {
                 "kind": embedded.kind if embedded is not None else "external",
                 "url": str(url),
-                "protocol": transport.protocol,
+                "protocol": carrier.protocol,
                 "qos": link.qos,
                 "prefix": link.prefix,
                 "batch": link.batch,
-                "published": transport.published,
-                "messages": transport.messages,
-                "acknowledged": transport.acked,
-                "last_wills": transport.wills,
-                "consumed": seq.fed,
-                "duplicates": seq.duplicates,
-                "lost": len(lost),
-                "lost_ids": lost[:100],
-                "dead_letters": dict(sorted(intake.dead.items())),
+                "published": carrier.published,
+                "messages": carrier.messages,
+                "acknowledged": carrier.acked,
+                "last_wills": carrier.wills,
+                "consumed": report.fed,
+                "duplicates": report.duplicates,
+                "lost": len(report.lost),
+                "lost_ids": report.lost[:100],
+                "dead_letters": report.dead_letters,
             }
+            return info, report.outcome
 
         def publish_ranking(period_id: str, payload: str) -> None:
             # A connection of its own: retained, acknowledged before the broker goes away.
@@ -212,12 +243,9 @@ def _over_mqtt(
 
         yield transport, finish, publish_ranking
     finally:
-        writer.publish = None
-        if outbox is not None:
-            outbox.close()
         if transport is not None:
             transport.close()
-        if intake is not None:
-            intake.stop(forget=True)  # the run is over: nobody will resume its session
+        if host is not None:
+            host.close()
         if embedded is not None:
             embedded.stop()

@@ -25,17 +25,20 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import TypeAdapter, ValidationError
 from pydantic_core import from_json
 
 from devices.events import (
     SCHEMA_VERSION,
     DeviceEvent,
-    Event,
     GatewayStatus,
     batch_topic,
-    event_adapter,
+    event_json,
+    explain,
+    parse_event,
+    parse_events,
+    states_version,
     topic_for,
+    unknown_type,
 )
 from sim.errors import BadInput
 from sim.mqtt.client import connect
@@ -52,8 +55,6 @@ __all__ = [
 
 DEFAULT_MAX_PAYLOAD = 16 * 1024  # a device event is ~300 bytes; anything this big is not one
 DEFAULT_MAX_BATCH = 1000  # events in one batch; a batch's size limit is this times max_bytes
-
-_batch_adapter: TypeAdapter[list[DeviceEvent]] = TypeAdapter(list[Event])
 
 
 class DeadLetter(Exception):
@@ -73,11 +74,11 @@ def decode_payload(
     if len(payload) > max_bytes:
         raise DeadLetter("too_large", f"{len(payload)} bytes > {max_bytes}")
     try:
-        event = event_adapter.validate_json(payload, strict=True)
-    except (RecursionError, ValueError):  # ValidationError is one: now find out why
+        event = parse_event(payload)
+    except (RecursionError, ValueError):  # msgspec's errors are ValueErrors: now find out why
         event = _diagnose(payload)
     else:
-        if "schema_version" not in event.model_fields_set:  # the model's default: not said
+        if not states_version(payload):  # the struct's default filled it in: not said
             event = _diagnose(payload)
     expected = topic_for(event, prefix)
     if topic != expected:
@@ -116,16 +117,14 @@ def _from_doc(doc: Any, text: str) -> DeviceEvent:
     try:
         # Strict, from the JSON text: a wrong type (``"seq": false``, ``"sim_seconds": "9"``) is
         # refused, not coerced; the JSON parser's own nesting limit applies too.
-        return event_adapter.validate_json(text, strict=True)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        if any(e["type"] == "union_tag_invalid" for e in errors):
-            raise DeadLetter("unknown_type", str(doc.get("type"))[:64]) from None
-        first = errors[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise DeadLetter("invalid", f"{loc}: {first['msg']}"[:200]) from None
-    except (RecursionError, ValueError) as exc:
+        return parse_event(text)
+    except RecursionError as exc:
         raise DeadLetter("invalid", str(exc)[:200]) from None
+    except ValueError as exc:  # msgspec's ValidationError (or DecodeError)
+        if unknown_type(exc):
+            raise DeadLetter("unknown_type", str(doc.get("type"))[:64]) from None
+        where, message = explain(exc)
+        raise DeadLetter("invalid", f"{where}: {message}"[:200]) from None
 
 
 def decode_batch(
@@ -145,11 +144,11 @@ def decode_batch(
     estate = topic[len(prefix) + len("/batch/") :]
     out: list[DeviceEvent | DeadLetter]
     try:
-        events = _batch_adapter.validate_json(payload, strict=True)
+        events = parse_events(payload)
     except (RecursionError, ValueError):  # something in it is bad: element by element
         out = _diagnose_batch(payload, max_batch)
     else:
-        said = all("schema_version" in e.model_fields_set for e in events)
+        said = states_version(payload, batch=True)
         out = list(events) if said else _diagnose_batch(payload, max_batch)
     if len(out) > max_batch:
         raise DeadLetter("too_many", f"{len(out)} events > {max_batch}")
@@ -162,7 +161,7 @@ def decode_batch(
             belongs = batch_topic(item.estate, prefix)
         else:
             continue
-        head = item.model_dump_json()[:120]
+        head = event_json(item)[:120]
         out[i] = DeadLetter("wrong_topic", f"content belongs on {belongs}"[:200], head)
     return out
 

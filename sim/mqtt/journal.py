@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from devices.events import DeviceEvent, event_adapter
+from devices.events import DeviceEvent, event_from_python, event_json
 from rules.engine import Engine, Record
 from rules.ruleset import RuleSet
 from sim.errors import BadInput
@@ -152,7 +152,7 @@ class Ledger:
         acked = {int(e["a"]) for e in entries if "a" in e}
         for e in entries[1:]:
             if "e" in e:
-                records = self.engine.consume(event_adapter.validate_python(e["e"]))
+                records = self.engine.consume(event_from_python(e["e"]))
             elif "t" in e:
                 records = self.engine.advance(float(e["t"]))
             else:
@@ -189,7 +189,7 @@ class Ledger:
         """Journal the event, then give it to the engine."""
         with self._lock:
             if self._journal is not None:
-                self._log('{"e":' + event.model_dump_json() + "}\n")
+                self._log('{"e":' + event_json(event) + "}\n")
             return self._number(self.engine.consume(event))
 
     def advance(self, t: float) -> list[Outgoing]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -22,9 +22,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sim.mqtt.client import connect
 from sim.mqtt.url import BrokerURL
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "record_topic"]
 
 _STOP = object()
+
+
+def record_topic(prefix: str, record: Mapping[str, Any]) -> str:
+    """Where an engine record goes: alerts by estate and rule, work orders by estate."""
+    if record["record"] == "alert":
+        return f"{prefix}/alerts/{record['labels'].get('estate', '-')}/{record['rule_id']}"
+    return f"{prefix}/workorders/{record.get('estate') or '-'}"
 
 
 class Outbox:

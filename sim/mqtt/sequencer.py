@@ -5,6 +5,11 @@ overtake each other on the way. The run knows the order it published in, and fee
 exactly that order, so its alerts are byte-identical to a ``--broker none`` run. What never arrives
 is reported as lost, by device and sequence number. An event published twice on purpose (fault
 injection) is expected twice; a copy beyond what was published is a broker redelivery, dropped.
+
+When the engine runs in a process of its own (:mod:`sim.mqtt.enginehost`) the simulation's word of
+what it published comes in batches, so an event often arrives before it is expected. With
+``hold=True`` such an event waits (at most ``hold_limit`` of them; beyond that an unexpected copy is
+dropped as a duplicate) and copies nobody expected are counted as duplicates at the end.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from devices.events import DeviceEvent
 
@@ -20,8 +25,12 @@ __all__ = ["Sequencer"]
 
 
 class Sequencer:
-    def __init__(self, feed: Callable[[DeviceEvent], None]) -> None:
+    def __init__(
+        self, feed: Callable[[DeviceEvent], None], *, hold: bool = False, hold_limit: int = 0
+    ) -> None:
         self.feed = feed
+        self.hold = hold
+        self.hold_limit = hold_limit
         self._order: deque[str] = deque()
         self._expected: dict[str, int] = {}  # published copies not yet fed
         self._early: dict[str, DeviceEvent] = {}
@@ -33,9 +42,16 @@ class Sequencer:
 
     def expect(self, event_id: str) -> None:
         """The simulation is about to publish this event."""
+        self.expect_many((event_id,))
+
+    def expect_many(self, event_ids: Iterable[str]) -> None:
+        """The simulation published (or is about to publish) these events, in this order."""
         with self._cond:
-            self._order.append(event_id)
-            self._expected[event_id] = self._expected.get(event_id, 0) + 1
+            for event_id in event_ids:
+                self._order.append(event_id)
+                self._expected[event_id] = self._expected.get(event_id, 0) + 1
+            if self.hold:
+                self._drain()
 
     def backlog(self) -> int:
         with self._cond:
@@ -69,7 +85,9 @@ class Sequencer:
         with self._cond:
             eid = event.event_id
             have = self._arrived.get(eid, 0)
-            if have >= self._expected.get(eid, 0):
+            if have >= self._expected.get(eid, 0) and (
+                not self.hold or len(self._early) >= self.hold_limit
+            ):
                 self.duplicates += 1
                 return
             self._arrived[eid] = have + 1
@@ -120,4 +138,7 @@ class Sequencer:
                     self._order.popleft()
                     self._take(eid)
                     self.lost.append(eid)
+            self.duplicates += sum(self._arrived.values())  # held copies nobody published
+            self._arrived.clear()
+            self._early.clear()
             return list(self.lost)

@@ -30,10 +30,9 @@ from devices.events import DeviceEvent
 from rules.engine import Record
 from sim.errors import BadInput
 from sim.files.rulefiles import load_rules
-from sim.mqtt.carrier import record_topic
 from sim.mqtt.intake import DEFAULT_MAX_PAYLOAD, Intake
 from sim.mqtt.journal import Ledger, Outgoing
-from sim.mqtt.outbox import Outbox
+from sim.mqtt.outbox import Outbox, record_topic
 from sim.mqtt.url import BrokerURL
 
 __all__ = ["ServeOptions", "owns", "parse_partition", "serve"]

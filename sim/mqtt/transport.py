@@ -29,7 +29,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from devices.events import DeviceEvent, GatewayStatus, batch_topic, topic_for
+from devices.events import (
+    DeviceEvent,
+    GatewayStatus,
+    batch_topic,
+    event_bytes,
+    event_json,
+    topic_for,
+)
 from devices.liveness import BeatRun
 from sim.errors import BadInput
 from sim.mqtt.client import Will, connect, protocol_name
@@ -151,7 +158,7 @@ class MqttTransport:
         client = connect(
             self.url,
             self._client_id(event.estate),
-            will=Will(topic_for(will, self.prefix), will.model_dump_json().encode(), 1, True),
+            will=Will(topic_for(will, self.prefix), event_bytes(will), 1, True),
             setup=self._setup,
         )
         self.protocol = protocol_name(client)
@@ -174,7 +181,7 @@ class MqttTransport:
     def _publish(self, event: DeviceEvent, text_taps: bool) -> None:
         if self._error is not None:
             raise self._error
-        text = event.model_dump_json()
+        text = event_json(event)
         topic = topic_for(event, self.prefix)
         if text_taps:
             for text_tap in self._text_taps:

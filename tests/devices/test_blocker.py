@@ -12,7 +12,7 @@ from devicekit import NO_OUTAGES, START, build
 
 from devices.base import Cause, Clock, HealthParams, Outage
 from devices.blocker import BlockerParams, EbikeBlocker
-from devices.events import DeviceEvent, parse_event
+from devices.events import DeviceEvent, event_json, parse_event
 
 DEVICE_ID = "e1-b1-lift1"
 
@@ -127,7 +127,7 @@ def test_event_time_is_the_scenario_clock_and_events_round_trip_as_json() -> Non
     clock = Clock(START)
     for e in events:
         assert e.time == clock.at(e.sim_seconds)
-        assert parse_event(e.model_dump_json()) == e
+        assert parse_event(event_json(e)) == e
     detected = next(e for e in events if e.type == "ebike_detected")
     assert detected.time.hour == 1  # 3600 s after midnight, Shanghai time
 

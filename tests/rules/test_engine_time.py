@@ -18,6 +18,8 @@ from devices.events import (
     EbikeDetected,
     FallingObject,
     Heartbeat,
+    event_bytes,
+    event_json,
 )
 from rules.engine import Engine
 
@@ -265,8 +267,8 @@ def test_finish_fires_the_timers_due_at_the_watermark() -> None:
 def test_consume_payload_counts_bad_payloads() -> None:
     engine = Engine(ruleset(EB), allowed_lateness=0)
     good = ev(EbikeDetected, 5)
-    unknown = json.loads(good.model_dump_json()) | {"type": "teleport"}
-    missing = json.loads(good.model_dump_json())
+    unknown = json.loads(event_json(good)) | {"type": "teleport"}
+    missing = json.loads(event_json(good))
     del missing["confidence"]
     assert engine.consume_payload(b"\xff{not json") == []
     assert engine.consume_payload(json.dumps(unknown)) == []
@@ -275,7 +277,7 @@ def test_consume_payload_counts_bad_payloads() -> None:
     assert engine.stats["invalid"] == 3
     assert engine.stats["unknown_type"] == 1
     assert engine.stats["consumed"] == 0
-    recs = engine.consume_payload(good.model_dump_json().encode())
+    recs = engine.consume_payload(event_bytes(good))
     assert changes(recs) == [("eb", "firing", 5.0)]
     assert engine.stats["consumed"] == 1
     assert changes(engine.finish()) == [("eb", "resolved", 5.0)]

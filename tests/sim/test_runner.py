@@ -18,13 +18,14 @@ from sim.world.scenario import load_scenario
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 
-# Golden values: tiny, 2 days, seed 1. A change here means the simulated world changed: say so in
-# the commit message and update the digests.
+# Golden values: tiny, 2 days, seed 1. A change here means the simulated world (or the events'
+# JSON) changed: say so in the commit message and update the digests. The events' JSON changed
+# once, to msgspec's (``type`` first); alerts, work orders and truth did not.
 # "traffic" is every event the run sent, heartbeats built again from heartbeats.jsonl: the same
-# bytes as the events.jsonl of a run that stepped every heartbeat (before heartbeats were runs).
+# bytes as the events.jsonl of a run that steps every heartbeat (tests/sim/world/test_heartbeats).
 GOLDEN = {
-    "traffic": "74459aa02c077d2d828c2d00409b19bdd43c75474b6a92ff8276e7b3c0d56453",
-    "events.jsonl": "a416936d8a0c0d42477ed06c744d8f9e8ae94aa43313dfb3f32aaa2ad934826f",
+    "traffic": "e1d089c29126581b02f686dbecb604663896442f701b9c8b1b1a40e13e3eec70",
+    "events.jsonl": "0898ae6a3c3bdf5759595c4d91ff143eb69e9f316a24f40a52e35331d32b4f1a",
     "events.delivered": "264f84c67df110029582527949df7d344a62205874176983a0df9ba8164cae4c",
     "heartbeats.jsonl": "043d13197f94db544d4562dade3dd474f4ce94a1638984b08931adcc5bd1d732",
     "truth.jsonl": "57a2efe76223b6ccc498bd0a10f789479a83b640f357fb9c40276cd16426e43a",

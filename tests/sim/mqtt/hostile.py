@@ -149,8 +149,6 @@ _WRONG = st.one_of(
 
 def _wrong_for(key: str, value: Any) -> bool:
     """Whether ``value`` is of a type the field refuses (numbers for strings and vice versa)."""
-    if key == "schema_version" and value is True:
-        return False  # pydantic takes JSON true for Literal[1] (True == 1), even when strict
     numeric = key in ("schema_version", "seq", "sim_seconds")
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     return not is_number if numeric else not isinstance(value, str)

@@ -28,7 +28,9 @@ from devices.events import (
     GatewayStatus,
     Heartbeat,
     batch_topic,
-    event_adapter,
+    event_bytes,
+    event_from_python,
+    event_json,
     topic_for,
 )
 from sim.mqtt.broker import EmbeddedBroker
@@ -59,7 +61,7 @@ BEATS = [ev(Heartbeat, 200.0 + i, "d2", i) for i in range(5)]
 
 
 def array(*items: DeviceEvent | bytes) -> bytes:
-    parts = [i if isinstance(i, bytes) else i.model_dump_json().encode() for i in items]
+    parts = [i if isinstance(i, bytes) else event_bytes(i) for i in items]
     return b"[" + b",".join(parts) + b"]"
 
 
@@ -70,7 +72,7 @@ def test_a_good_batch_is_its_events_in_order() -> None:
 
 
 def test_a_bad_element_is_set_aside_alone_with_its_reason() -> None:
-    doc = json.loads(BEATS[1].model_dump_json())
+    doc = json.loads(event_json(BEATS[1]))
     bad = [
         (json.dumps({**doc, "schema_version": 2}).encode(), "schema_version"),
         (
@@ -80,9 +82,9 @@ def test_a_bad_element_is_set_aside_alone_with_its_reason() -> None:
         (json.dumps({**doc, "type": "teleport"}).encode(), "unknown_type"),
         (json.dumps({**doc, "seq": "one"}).encode(), "invalid"),
         (b"[1]", "not_an_object"),
-        (ev(Heartbeat, 1.0, "x", 0, estate="e2").model_dump_json().encode(), "wrong_topic"),
+        (event_bytes(ev(Heartbeat, 1.0, "x", 0, estate="e2")), "wrong_topic"),
         (
-            ev(GatewayStatus, 1.0, "e1-gw", 0, status="online").model_dump_json().encode(),
+            event_bytes(ev(GatewayStatus, 1.0, "e1-gw", 0, status="online")),
             "wrong_topic",
         ),
     ]
@@ -98,7 +100,7 @@ def test_a_bad_element_is_set_aside_alone_with_its_reason() -> None:
     [
         (b"\xff[]", "not_utf8"),
         (b"[{", "not_json"),
-        (BIKE.model_dump_json().encode(), "not_an_array"),
+        (event_bytes(BIKE), "not_an_array"),
         (b"1", "not_an_array"),
         (b"[" + b",".join([b"1"] * 11) + b"]", "too_many"),
         (b"[" + b" " * 11 * 100 + b"]", "too_large"),
@@ -209,7 +211,7 @@ def test_a_part_filled_batch_goes_out_after_the_linger(broker: EmbeddedBroker) -
         got = peer.wait(lambda m: any(t.startswith(f"{p}/batch/") for t, _ in m), 5.0)
         assert time.monotonic() - t0 < 2.0  # no further event, no flush: the linger sent it
         assert [t for t, _ in got] == [topic_for(online, p), batch_topic("e1", p)]
-        assert [event_adapter.validate_python(d) for d in json.loads(got[1][1])] == [
+        assert [event_from_python(d) for d in json.loads(got[1][1])] == [
             BIKE,
             *BEATS[:2],
         ]
@@ -235,7 +237,7 @@ def test_the_intake_feeds_a_batch_and_dead_letters_its_bad_element(broker: Embed
     intake.start()
     peer = Peer(broker.port, [f"{p}/deadletter"])
     try:
-        bad = json.dumps({**json.loads(BEATS[1].model_dump_json()), "seq": -1}).encode()
+        bad = json.dumps({**json.loads(event_json(BEATS[1])), "seq": -1}).encode()
         peer.c.publish(batch_topic("e1", p), array(BEATS[0], bad, BEATS[2]), qos=1)
         got = peer.wait(lambda m: len(m) >= 1)
         letter = json.loads(got[0][1])

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devices.events import EbikeDetected, topic_for
+from devices.events import EbikeDetected, event_bytes, topic_for
 from sim.mqtt.intake import DeadLetter, decode_payload
 
 EVENT = EbikeDetected(
@@ -24,7 +24,7 @@ EVENT = EbikeDetected(
     object_class="ebike",
 )
 TOPIC = topic_for(EVENT)
-GOOD = EVENT.model_dump_json().encode()
+GOOD = event_bytes(EVENT)
 
 
 def reason(payload: bytes, topic: str = TOPIC, **kw: object) -> str:

@@ -30,14 +30,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.events import event_adapter, topic_for
+from devices.events import parse_event, topic_for
 from rules.engine import Engine, Record
 from rules.ruleset import RuleSet
 from sim.errors import BadInput
 from sim.files.rulefiles import load_rules
 from sim.mqtt.broker import EmbeddedBroker
-from sim.mqtt.carrier import Link, record_topic
+from sim.mqtt.carrier import Link
 from sim.mqtt.journal import MAGIC, Ledger, journal_path
+from sim.mqtt.outbox import record_topic
 from sim.mqtt.serve import ServeOptions, serve
 from sim.mqtt.url import parse_broker_url
 from sim.replay import replay_file, run_start, run_traffic
@@ -162,7 +163,7 @@ class Feeder:
     def send(self, lines: list[bytes], rate: float | None = None) -> None:
         t0 = time.monotonic()
         for line in lines:
-            event = event_adapter.validate_json(line)
+            event = parse_event(line)
             info = self.c.publish(topic_for(event, self.prefix), line, qos=1)
             assert info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN), info.rc
             self.sent += 1
@@ -193,7 +194,7 @@ def reference(run: Path, tmp: Path) -> tuple[list[Record], list[int]]:
     records: list[Record] = []
     cum = [0]
     for line in events_of(run):
-        records.extend(engine.consume(event_adapter.validate_json(line)))
+        records.extend(engine.consume(parse_event(line)))
         cum.append(len(records))
     replay_file(rules, run / "events.jsonl", tmp, None, run_start(run))
     for kind, name in (("alert", "alerts.jsonl"), ("workorder", "workorders.jsonl")):
@@ -476,7 +477,7 @@ def test_journal_replay_publishes_only_what_was_never_acknowledged(
     clean_run: Path, tmp_path: Path
 ) -> None:
     rules = load_rules(clean_run / "rules.yaml")
-    events = [event_adapter.validate_json(x) for x in events_of(clean_run)]
+    events = [parse_event(x) for x in events_of(clean_run)]
     want, cum = reference(clean_run, tmp_path / "ref")
     state = tmp_path / "engine.state"
     first = Ledger.open(rules, render, state)
@@ -499,7 +500,7 @@ def test_journal_replay_publishes_only_what_was_never_acknowledged(
 
 def test_wall_clock_advances_are_replayed_too(clean_run: Path, tmp_path: Path) -> None:
     rules = load_rules(clean_run / "rules.yaml")
-    events = [event_adapter.validate_json(x) for x in events_of(clean_run)][:4000]
+    events = [parse_event(x) for x in events_of(clean_run)][:4000]
     t = events[1999].sim_seconds + 3600.0  # an hour of silence: timers fire on the wall clock
     plain = Ledger.open(rules, render, None)
     want = [o for e in events[:2000] for o in plain.consume(e)]
@@ -522,7 +523,7 @@ def test_journal_of_an_older_generation_and_a_torn_line_are_safe(
     clean_run: Path, tmp_path: Path
 ) -> None:
     rules = load_rules(clean_run / "rules.yaml")
-    events = [event_adapter.validate_json(x) for x in events_of(clean_run)][:3000]
+    events = [parse_event(x) for x in events_of(clean_run)][:3000]
     state = tmp_path / "engine.state"
     ledger = Ledger.open(rules, render, state)
     for e in events[:1000]:
@@ -546,7 +547,7 @@ def test_a_bare_engine_snapshot_still_restores(clean_run: Path, tmp_path: Path) 
     rules = load_rules(clean_run / "rules.yaml")
     engine = Engine(rules)
     for line in events_of(clean_run)[:500]:
-        engine.consume(event_adapter.validate_json(line))
+        engine.consume(parse_event(line))
     state = tmp_path / "old.state"
     state.write_bytes(engine.snapshot())
     ledger = Ledger.open(rules, render, state)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 import pytest
 
-from devices.events import DeviceEvent, EbikeDetected, Heartbeat, topic_for
+from devices.events import DeviceEvent, EbikeDetected, Heartbeat, event_bytes, topic_for
 from sim.mqtt.broker import EmbeddedBroker
 from sim.mqtt.serve import owns, parse_partition
 from sim.mqtt.watch import format_message
@@ -120,7 +120,7 @@ def test_garbage_is_dead_lettered_and_valid_events_still_alert(broker: EmbeddedB
             b'{"schema_version": 1, "type": "teleport"}',
             b'{"schema_version": 1, "type": "heartbeat"}',
             b"[" * 3000,
-            bike.model_dump_json().encode(),  # on the wrong topic below
+            event_bytes(bike),  # on the wrong topic below
         ]
         for g in garbage[:-1]:
             peer.send(topic, g)
@@ -139,10 +139,10 @@ def test_garbage_is_dead_lettered_and_valid_events_still_alert(broker: EmbeddedB
             ]
         )
         assert proc.poll() is None, "the service died"
-        peer.send(topic, bike.model_dump_json().encode())
-        peer.send(topic, bike.model_dump_json().encode())  # redelivered: no second alert
+        peer.send(topic, event_bytes(bike))
+        peer.send(topic, event_bytes(bike))  # redelivered: no second alert
         later = ev(Heartbeat, 64900.0, "d1", 1)
-        peer.send(topic, later.model_dump_json().encode())
+        peer.send(topic, event_bytes(later))
         got = peer.wait(lambda m: any(t.startswith(f"{p}/alerts/") for t, _ in m))
         alerts = [d for t, d in got if t.startswith(f"{p}/alerts/")]
         assert [(a["rule_id"], a["change"]) for a in alerts] == [("ebike-in-elevator", "firing")]
@@ -174,7 +174,7 @@ def test_two_workers_split_the_estates(broker: EmbeddedBroker) -> None:
             )
             beat = ev(Heartbeat, 1000.0 * i + 200, f"{e}-d", 1, estate=e)  # live: time moves on
             for x in (bike, beat):
-                peer.send(topic_for(x, p), x.model_dump_json().encode())
+                peer.send(topic_for(x, p), event_bytes(x))
 
         def fired(m: list[tuple[str, dict[str, Any]]]) -> list[str]:
             return sorted(

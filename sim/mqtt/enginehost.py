@@ -1,0 +1,284 @@
+"""The engine's side of a run over MQTT, in a process of its own.
+
+Over a broker, one Python process that simulates, publishes, receives, decodes and runs the rules
+shares one interpreter lock between the gateways' paho threads and the engine's, and cannot keep up
+with a bare paho publisher -> broker -> subscriber pipe. So ``pmsim run`` starts the engine's side
+in a child process: the subscriber (:class:`~sim.mqtt.intake.Intake`), the
+:class:`~sim.mqtt.sequencer.Sequencer` that puts events back in publish order, the rules engine
+writing ``alerts.jsonl`` and ``workorders.jsonl``, and the outbox that publishes its records.
+
+The simulation tells the child, in batches over a pipe, which events it published in which order
+(:class:`EngineProcess`); the child says how far it has got through two shared counters (events fed
+to the engine, messages received), which is all the simulation's back-pressure needs. At the end the
+simulation sends the run's end; the child waits for what is still on its way, runs the engine's
+timers to the end and sends back its figures. Same events, same order, same engine: the records are
+byte-identical to an in-process run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import Any
+
+from rules.engine import Engine
+from rules.model import RuleFile
+from rules.ruleset import RuleSet
+from sim.errors import BadInput
+from sim.files.records import EngineOutcome, RecordWriter, finish_engine
+from sim.mqtt.intake import Intake
+from sim.mqtt.outbox import Outbox, record_topic
+from sim.mqtt.sequencer import Sequencer
+from sim.mqtt.url import BrokerURL
+
+__all__ = ["EngineJob", "EngineProcess", "EngineReport"]
+
+EXPECT_BATCH = 1024  # event ids per message on the pipe
+EXPECT_LINGER = 0.02  # wall seconds an id may wait to be sent (a run under --speed is slow)
+START_TIMEOUT = 60.0  # a spawned interpreter imports numpy, pydantic, paho...
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """Everything the child needs (picklable)."""
+
+    spec: RuleFile
+    url: BrokerURL
+    prefix: str
+    client_id: str
+    records_client_id: str
+    clean: bool
+    folder: Path  # alerts.jsonl and workorders.jsonl are written here
+    hold_limit: int
+
+
+@dataclass(frozen=True)
+class EngineReport:
+    """What the child sends back at the end."""
+
+    outcome: EngineOutcome
+    fed: int
+    duplicates: int
+    lost: list[str]
+    dead_letters: dict[str, int]
+
+
+def _child(
+    job: EngineJob, conn: Connection, fed: Synchronized[int], got: Synchronized[int]
+) -> None:
+    """The child's main: serve until told the run's end, then report; any failure is reported."""
+    try:
+        _serve(job, conn, fed, got)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            conn.send(("error", _describe(exc)))
+    finally:
+        conn.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BadInput):
+        return str(exc)
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _serve(
+    job: EngineJob, conn: Connection, fed: Synchronized[int], got: Synchronized[int]
+) -> None:
+
+    engine = Engine(RuleSet(job.spec))
+    with (
+        open(job.folder / "alerts.jsonl", "w", encoding="utf-8", newline="\n") as fa,
+        open(job.folder / "workorders.jsonl", "w", encoding="utf-8", newline="\n") as fw,
+    ):
+        writer = RecordWriter(engine, fa, fw)
+
+        def feed(event: Any) -> None:
+            writer("", event)
+            fed.value += 1
+
+        seq = Sequencer(feed, hold=True, hold_limit=job.hold_limit)
+
+        def arrived(event: Any) -> None:
+            got.value = intake.received
+            seq.arrived(event)
+
+        intake = Intake(
+            job.url, prefix=job.prefix, client_id=job.client_id, on_event=arrived, clean=job.clean
+        )
+        outbox: Outbox | None = None
+        try:
+            intake.start()
+            outbox = Outbox(job.url, job.records_client_id)
+            box = outbox
+
+            def out(rec: Any) -> None:
+                box.put(record_topic(job.prefix, rec), json.dumps(rec, ensure_ascii=False))
+
+            writer.publish = out
+            conn.send(("ready", None))
+            while True:
+                kind, body = conn.recv()
+                if kind == "expect":
+                    seq.expect_many(body)
+                elif kind == "finish":
+                    end_s, idle_timeout = body
+                    break
+            lost = seq.finish(idle_timeout)
+            got.value = intake.received
+            with intake.lock:  # no event is fed while the engine's timers run out
+                outcome = finish_engine(writer, end_s)
+            fa.flush()
+            fw.flush()
+            report = EngineReport(
+                outcome=outcome,
+                fed=seq.fed,
+                duplicates=seq.duplicates,
+                lost=lost,
+                dead_letters=dict(sorted(intake.dead.items())),
+            )
+        finally:
+            if outbox is not None:
+                outbox.close()
+            intake.stop(forget=True)  # the run is over: nobody will resume its session
+        conn.send(("done", report))
+
+
+class EngineProcess:
+    """The parent's handle on the child: start it, tell it what was published, wait for it."""
+
+    def __init__(self, job: EngineJob) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process with paho threads in it
+        self._fed = ctx.Value("q", 0, lock=False)
+        self._got = ctx.Value("q", 0, lock=False)
+        self._conn, child_conn = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_child,
+            args=(job, child_conn, self._fed, self._got),
+            name="pmsim-engine",
+            daemon=True,
+        )
+        self._child_conn = child_conn
+        self._ids: list[str] = []
+        self._since = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.expected = 0
+
+    @property
+    def fed(self) -> int:
+        """Events the engine has consumed, in publish order."""
+        return int(self._fed.value)
+
+    @property
+    def received(self) -> int:
+        """MQTT messages the engine's subscriber has taken off the broker."""
+        return int(self._got.value)
+
+    def start(self) -> EngineProcess:
+        self._proc.start()
+        self._child_conn.close()
+        kind, body = self._receive(START_TIMEOUT, "start")
+        if kind != "ready":
+            raise BadInput(f"engine process: {body}")
+        self._ticker = threading.Thread(target=self._tick, name="pmsim-expect", daemon=True)
+        self._ticker.start()
+        return self
+
+    def expect(self, event_id: str) -> None:
+        """The simulation is about to publish this event (sent on in batches)."""
+        with self._lock:
+            if not self._ids:
+                self._since = time.monotonic()
+            self._ids.append(event_id)
+            self.expected += 1
+            if len(self._ids) >= EXPECT_BATCH:
+                self._send_ids()
+
+    def _send_ids(self) -> None:
+        ids, self._ids = self._ids, []
+        try:
+            self._conn.send(("expect", ids))
+        except OSError:
+            self._check_alive()
+            raise
+
+    def _tick(self) -> None:
+        while not self._stop.wait(EXPECT_LINGER):
+            with self._lock:
+                if self._ids and time.monotonic() - self._since >= EXPECT_LINGER:
+                    with contextlib.suppress(OSError, BadInput):
+                        self._send_ids()
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """Back-pressure: wait until ``ready()`` (polled every millisecond); False on timeout.
+        What is waiting to be sent goes first, so the engine can move on."""
+        if ready():
+            return True
+        with self._lock:
+            if self._ids:
+                self._send_ids()
+        deadline = time.monotonic() + timeout
+        while not ready():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def finish(self, end_s: float, idle_timeout: float) -> EngineReport:
+        """Tell the child the run is over; its report once it has consumed everything."""
+        self._stop.set()
+        with self._lock:
+            if self._ids:
+                self._send_ids()
+            self._conn.send(("finish", (end_s, idle_timeout)))
+        kind, body = self._receive(idle_timeout + 600.0, "finish")
+        if kind != "done":
+            raise BadInput(f"engine process: {body}")
+        report: EngineReport = body
+        return report
+
+    def _receive(self, timeout: float, what: str) -> tuple[str, Any]:
+        deadline = time.monotonic() + timeout
+        while not self._conn.poll(0.1):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise BadInput(f"engine process: no answer to {what} within {timeout:.0f} s")
+        try:
+            message: tuple[str, Any] = self._conn.recv()
+        except EOFError:
+            self._check_alive()
+            raise BadInput("engine process: closed its pipe") from None
+        return message
+
+    def _check_alive(self) -> None:
+        if not self._proc.is_alive() and not self._conn.poll():
+            raise BadInput(f"engine process: exited with code {self._proc.exitcode}")
+
+    def close(self) -> None:
+        """Stop the child if it is still there (after an error); idempotent."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(1.0)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        if self._proc.pid is None:
+            return
+        self._proc.join(10.0)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5.0)
