@@ -59,10 +59,10 @@ class IndicatorDef:
 
 
 _DEFS = (
-    IndicatorDef("falling_objects", "rate", "lower_better", 1000.0, "per 1,000 household-days",
-                 "household-days", "falling-object (throw) incidents"),
-    IndicatorDef("ebike_entries", "rate", "lower_better", 1000.0, "per 1,000 household-days",
-                 "household-days", "e-bike and battery entries into elevators"),
+    IndicatorDef("falling_objects", "rate", "lower_better", 100.0, "per 100 camera-days",
+                 "camera-days", "throws staff confirmed on the camera's clip"),
+    IndicatorDef("ebike_entries", "rate", "lower_better", 100.0, "per 100 blocker-days",
+                 "blocker-days", "e-bike entries the elevator blockers caught"),
     IndicatorDef("clutter_hours", "rate", "lower_better", 1.0, "hours per corridor-day",
                  "corridor-days", "hours of hallway clutter"),
     IndicatorDef("device_uptime", "proportion", "higher_better", 1.0, "share of device-hours",
@@ -70,14 +70,14 @@ _DEFS = (
     IndicatorDef("ack_within_sla", "proportion", "higher_better", 1.0, "share of work orders",
                  "work orders", "work orders acknowledged within their SLA"),
     IndicatorDef("closed_on_time", "proportion", "higher_better", 1.0, "share of work orders",
-                 "work orders", "work orders closed within their SLA"),
-    IndicatorDef("true_resolution", "proportion", "higher_better", 1.0,
-                 "share of closed work orders", "closed work orders",
-                 "closed work orders whose hazard really went away (truth)"),
-    IndicatorDef("reopens", "rate", "lower_better", 1.0, "per work order", "work orders",
-                 "work-order re-opens"),
+                 "work orders", "work orders staff closed within their SLA"),
+    IndicatorDef("inspection_pass", "proportion", "higher_better", 1.0,
+                 "share of inspected work orders", "inspected work orders",
+                 "closed work orders the office's monthly inspection found really fixed"),
+    IndicatorDef("reopens", "rate", "lower_better", 1.0, "per work order done",
+                 "work orders staff reported done", "re-opens after staff reported an order done"),
     IndicatorDef("repeat_unhandled", "rate", "lower_better", 1.0, "per estate-month",
-                 "estate-periods", "repeat-offender alerts with no closed work order"),
+                 "estate-periods", "confirmed repeat throws left without a staff visit"),
 )  # fmt: skip
 
 INDICATORS: dict[str, IndicatorDef] = {d.name: d for d in _DEFS}

@@ -25,6 +25,7 @@ from rules.rankstats import stability
 from sim.errors import BadInput
 from sim.files.records import read_jsonl, run_info
 from sim.files.yamlio import load_yaml, validate_loaded
+from sim.report.inspections import inspect, staff_events
 from sim.report.rankinputs import RunRecords, estate_periods
 from sim.report.summary import table
 
@@ -117,12 +118,20 @@ def compute_rankings(
         ) from None
     cfg, chosen, left_out = load_rank_config(config, days=days, start=start, period=period)
     try:
+        alerts = list(read_jsonl(run_dir / "alerts.jsonl"))
+        workorders = list(read_jsonl(run_dir / "workorders.jsonl"))
+        with (run_dir / "events.jsonl").open("rb") as fh:
+            staff = staff_events(fh)
+        seed = int(scenario.get("seed", 0))
         run = RunRecords(
             estates=estates,
             rules=list(rules.rules),
-            alerts=list(read_jsonl(run_dir / "alerts.jsonl")),
-            workorders=list(read_jsonl(run_dir / "workorders.jsonl")),
-            truth=list(read_jsonl(run_dir / "truth.jsonl")),
+            alerts=alerts,
+            workorders=workorders,
+            staff=staff,
+            inspections=inspect(
+                workorders, alerts, read_jsonl(run_dir / "truth.jsonl"), seed
+            ),
             end_s=days * 86400.0,
         )
     except FileNotFoundError as exc:
