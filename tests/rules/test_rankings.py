@@ -111,7 +111,7 @@ def test_tiny_estate_with_one_incident_does_not_top_the_black_list() -> None:
     assert out["fallbacks"] == []
     reason = out["black_list"][0]["reasons"][0]
     assert reason["indicator"] == "falling_objects" and reason["points"] < 0
-    assert "per 1,000 household-days" in reason["text"]
+    assert "per 100 camera-days" in reason["text"]
 
 
 def test_fallback_when_the_variance_estimate_is_not_positive() -> None:
