@@ -15,6 +15,7 @@ from rules.model import RuleFile
 from rules.rankconfig import RankConfig
 from rules.ruletest import RuleTestFile
 from rules.space import SearchSpace
+from sim.commands.facts import add_facts_parser, facts_command
 from sim.commands.ranks import RANK_CONFIG_HELP, add_rank_parsers, rank_command, report_command
 from sim.errors import BadInput
 from sim.files.rulefiles import DEFAULT_RULES, rules_from_loaded
@@ -144,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_export_parser(sub)
 
+    add_facts_parser(sub)
     sch = sub.add_parser("schema", help="print a JSON Schema")
     sch.add_argument("which", choices=sorted(SCHEMAS))
     return p
@@ -334,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report_command(args)
         if args.command == "rank":
             return rank_command(args)
+        if args.command == "facts":
+            return facts_command(args)
         if args.command == "tune":
             from sim.commands.tune import TuneOptions, tune
 

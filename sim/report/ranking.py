@@ -129,9 +129,7 @@ def compute_rankings(
             alerts=alerts,
             workorders=workorders,
             staff=staff,
-            inspections=inspect(
-                workorders, alerts, read_jsonl(run_dir / "truth.jsonl"), seed
-            ),
+            inspections=inspect(workorders, alerts, read_jsonl(run_dir / "truth.jsonl"), seed),
             end_s=days * 86400.0,
         )
     except FileNotFoundError as exc:

@@ -47,6 +47,13 @@ def between(pair: tuple[float, float], diligence: float) -> float:
     best, worst = pair
     return worst + diligence * (best - worst)
 
+
+_HAZARDS = {
+    "ebike_detected": "ebike",
+    "falling_object": "throw",
+    "clutter_detected": "clutter",
+    "door_open_too_long": "ebike",
+}
 _ACTIONS = {
     "ebike_detected": "visit_rider",
     "falling_object": "visit_thrower",
@@ -250,6 +257,7 @@ class PropertyCompany:
             trigger_event=event.event_id,
             arrived_s=round(arrived, 3),
             effective=effective,
+            hazard=_HAZARDS[event.type],
         )
         rec.end_s = env.now
 
