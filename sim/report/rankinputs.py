@@ -176,7 +176,8 @@ def _unhandled_repeats(
 
 def _orders(run: RunRecords, p0: float, p1: float) -> dict[str, list[dict[str, Any]]]:
     """Work orders opened in the period, per estate, with what became of them: acknowledged in
-    time, closed by staff in time, re-opened after staff reported them done."""
+    time, settled by staff in time (done, or dismissed as a false alarm), re-opened after staff
+    reported them done."""
     state: dict[str, dict[str, Any]] = {}
     for w in run.workorders:
         wid = w["workorder_id"]
@@ -194,8 +195,9 @@ def _orders(run: RunRecords, p0: float, p1: float) -> dict[str, list[dict[str, A
             if w["change"] == "acknowledged":
                 rec["ack_in_sla"] = bool(w.get("within_sla"))
             elif w["change"] == "closed":
-                by_staff = str(w.get("reason", "")).startswith("staff_")
-                rec["on_time"] = by_staff and bool(w.get("on_time"))
+                # done by staff, or a false alarm dismissed: "not found" leaves the hazard
+                settled = w.get("reason") in ("staff_done", "staff_false_alarm")
+                rec["on_time"] = settled and bool(w.get("on_time"))
                 rec["done"] = w.get("reason") == "staff_done"
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in state.values():

@@ -38,8 +38,18 @@ __all__ = ["PropertyCompany", "between"]
 StaffEvent = type[StaffArrived] | type[StaffDone] | type[StaffReview]
 
 
+SETTLE_SECONDS = 60.0  # from a staff member's report on the app to what the device notices
+
+
 def _nothing() -> None:
     return None
+
+
+def _later(
+    env: simpy.Environment, delay: float, fn: Callable[[], object]
+) -> Generator[simpy.Event, Any, None]:
+    yield env.timeout(delay)
+    fn()
 
 
 def between(pair: tuple[float, float], diligence: float) -> float:
@@ -119,7 +129,7 @@ class PropertyCompany:
 
     def on_alarm(self, event: DeviceEvent) -> None:
         if isinstance(event, FallingObject):
-            if event.confidence >= 0.6:  # the console hides low-confidence tracks
+            if event.confidence >= self.staffing.review_min_confidence:  # what the platform raises
                 self.world.env.process(self._review(event))
         elif isinstance(event, EbikeDetected):
             if event.confidence >= 0.75:  # the console's own threshold, as the rule's
@@ -197,11 +207,12 @@ class PropertyCompany:
             yield env.timeout(
                 self.staffing.visit_minutes * 60.0 * float(self.rng.uniform(0.6, 1.4))
             )
-            fixed = bool(self.rng.random() < self.thoroughness) and device.open_outage is not None
+            fixed = bool(self.rng.random() < self.thoroughness) and device.repairable
             outcome = "done" if fixed else "not_found"
             # On the app first: the device's own recovery (its next heartbeat) comes after.
             self._app_at(StaffDone, *where, action="repair_device", outcome=outcome)
-            fixed = fixed and device.repair()
+            if fixed:
+                env.process(_later(env, SETTLE_SECONDS, device.repair))
         rec = self.world.truth.open(
             "response",
             "repair_device",
@@ -246,7 +257,9 @@ class PropertyCompany:
             action, target, effective, then = self._act(event, target)
             outcome = "not_found" if target is None else "done"
             self._app(StaffDone, event, action=_ACTIONS[event.type], outcome=outcome)
-            then()  # what the devices see of the work (a corridor cleared) follows the report
+            # What the devices see of the work (a corridor cleared) follows the report on the app,
+            # as it does on site: the sensor confirms an empty corridor over its own frames.
+            env.process(_later(env, SETTLE_SECONDS, then))
         rec = self.world.truth.open(
             "response",
             action,

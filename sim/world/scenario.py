@@ -166,10 +166,12 @@ class Staffing(_Strict):
     notice_silent_minutes: Annotated[float, Field(ge=0.0)] = 45.0  # console: heartbeats missed
     # Each pair below is (most diligent, least diligent); a company sits between by its diligence.
     thoroughness: tuple[Share, Share] = (0.95, 0.2)  # a visit really fixes the problem
-    # Falling-object clips are reviewed on the vendor console before anyone goes out.
+    # Falling-object clips are reviewed on the vendor console before anyone goes out: the alarms
+    # the platform raises (the console's threshold is the default rule's, confidence 0.8).
+    review_min_confidence: Share = 0.8
     review_minutes: tuple[Rate, Rate] = (5.0, 240.0)  # median delay before the clip is seen
     review_miss: tuple[Share, Share] = (0.03, 0.25)  # a real throw dismissed as a false alarm
-    review_false_accept: tuple[Share, Share] = (0.01, 0.08)  # a bird or laundry taken for a throw
+    review_false_accept: tuple[Share, Share] = (0.005, 0.05)  # a bird or laundry taken for a throw
     review_identify: tuple[Share, Share] = (0.95, 0.4)  # the window found from the clip itself
     # E-bike repeat offenders: the vendor console counts a blocker's detections like the rule does.
     ebike_repeat_count: PositiveInt = 3
