@@ -238,6 +238,11 @@ class Device:
             self.beats.flush(self.env.now)
             self.close_run()
 
+    @property
+    def repairable(self) -> bool:
+        """Down, and a technician could fix it now (a dead device cannot be)."""
+        return self._repaired is not None and not self._repaired.triggered
+
     def repair(self) -> bool:
         """A technician fixes the device now; False if it was not down."""
         if self._repaired is None or self._repaired.triggered:

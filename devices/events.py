@@ -45,6 +45,7 @@ __all__ = [
     "Heartbeat",
     "StaffArrived",
     "StaffDone",
+    "StaffReview",
     "batch_topic",
     "event_bytes",
     "event_from_python",
@@ -201,6 +202,15 @@ class StaffDone(EventBase, frozen=True, tag="staff_done"):
     outcome: Literal["done", "not_found"]
 
 
+class StaffReview(EventBase, frozen=True, tag="staff_review"):
+    """A staff member reviewed an alarm's clip on the vendor console before anyone goes out:
+    a real hazard (``confirmed``) or not (``false_alarm``)."""
+
+    ref_event_id: EventId
+    action: Name
+    verdict: Literal["confirmed", "false_alarm"]
+
+
 DeviceEvent = (
     EbikeDetected
     | DoorHeld
@@ -214,6 +224,7 @@ DeviceEvent = (
     | GatewayStatus
     | StaffArrived
     | StaffDone
+    | StaffReview
 )
 
 EVENT_MODELS: dict[str, type[EventBase]] = {
@@ -231,6 +242,7 @@ EVENT_MODELS: dict[str, type[EventBase]] = {
         GatewayStatus,
         StaffArrived,
         StaffDone,
+        StaffReview,
     )
 }
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)

@@ -22,6 +22,7 @@ from devices.events import (
     Heartbeat,
     StaffArrived,
     StaffDone,
+    StaffReview,
     parse_event,
     unknown_type,
 )
@@ -308,7 +309,7 @@ class Engine:
     # -- events -----------------------------------------------------------------------------
 
     def _process(self, event: DeviceEvent, out: list[Record]) -> None:
-        if isinstance(event, StaffArrived | StaffDone):
+        if isinstance(event, StaffArrived | StaffDone | StaffReview):
             self._staff(event, out)
         for cr, role, m in self._index.get(event.type, ()):
             if not m.matches(event):
@@ -316,17 +317,19 @@ class Engine:
             key = tuple(getattr(event, k) for k in cr.rule.key)
             on_event(self, cr, role, key, event, out)
 
-    def _staff(self, event: StaffArrived | StaffDone, out: list[Record]) -> None:
+    def _staff(self, event: StaffArrived | StaffDone | StaffReview, out: list[Record]) -> None:
         for ref in self.s.alert_of_event.get(event.ref_event_id, ()):
             self._staff_on(ref, event, out)
 
     def _staff_on(
-        self, ref: tuple[int, Key], event: StaffArrived | StaffDone, out: list[Record]
+        self, ref: tuple[int, Key], event: StaffArrived | StaffDone | StaffReview, out: list[Record]
     ) -> None:
+        """Staff on the app: arriving (or confirming a clip) acknowledges the alert and its work
+        order; finishing (or finding the clip a false alarm) closes the order."""
         s = self.s
         ks = s.keys.get(ref)
         t = event.sim_seconds
-        if isinstance(event, StaffArrived):
+        if isinstance(event, StaffArrived | StaffReview):
             a = ks.alert if ks is not None else None
             if a is not None and a.state == "firing":
                 a.state = "acknowledged"
@@ -336,12 +339,17 @@ class Engine:
                 rec = s.workorders.acknowledge(wid, t, s.epoch)
                 if rec is not None:
                     out.append(rec)
+        if isinstance(event, StaffDone):
+            reason = f"staff_{event.outcome}"
+        elif isinstance(event, StaffReview) and event.verdict == "false_alarm":
+            reason = "staff_false_alarm"
         else:
-            wid = self._wo_of(ref)
-            if wid is not None:
-                rec = s.workorders.close(wid, t, s.epoch, reason=f"staff_{event.outcome}")
-                if rec is not None:
-                    out.append(rec)
+            return
+        wid = self._wo_of(ref)
+        if wid is not None:
+            rec = s.workorders.close(wid, t, s.epoch, reason=reason)
+            if rec is not None:
+                out.append(rec)
 
     def _wo_of(self, ref: tuple[int, Key]) -> str | None:
         cr = self.rules.rules[ref[0]]

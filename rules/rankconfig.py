@@ -5,8 +5,11 @@ needed to name an estate, bands and veto items live in a YAML file (``seeds/rank
 ``seeds/schema/rankings.schema.json`` is :meth:`RankConfig.model_json_schema`). The indicator
 vocabulary is fixed (:data:`INDICATORS`) because the simulation must know how to measure each one.
 
-The models check what one file can say; :func:`check_config` checks the file against a run (number
-of estates, run length) and raises :class:`RankConfigError` with the path of the offending field.
+The models check what one file can say; :func:`check_config` checks a request for one period kind
+against a run (is a calendar period of that kind covered enough) and raises
+:class:`RankConfigError` with the path of the offending field. Nothing about a run's size is an
+error: a small district gets shorter lists (:meth:`RankConfig.list_length`), and the run itself is
+always ranked.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from rules.periods import SHORTEST_DAYS, PeriodKind, periods
+from rules.periods import CalendarKind, periods
 
 __all__ = [
     "INDICATORS",
     "INDICATOR_NAMES",
+    "LIST_SHARE",
     "Band",
     "Direction",
     "Family",
@@ -55,10 +59,10 @@ class IndicatorDef:
 
 
 _DEFS = (
-    IndicatorDef("falling_objects", "rate", "lower_better", 1000.0, "per 1,000 household-days",
-                 "household-days", "falling-object (throw) incidents"),
-    IndicatorDef("ebike_entries", "rate", "lower_better", 1000.0, "per 1,000 household-days",
-                 "household-days", "e-bike and battery entries into elevators"),
+    IndicatorDef("falling_objects", "rate", "lower_better", 100.0, "per 100 camera-days",
+                 "camera-days", "throws staff confirmed on the camera's clip"),
+    IndicatorDef("ebike_entries", "rate", "lower_better", 100.0, "per 100 blocker-days",
+                 "blocker-days", "e-bike entries the elevator blockers caught"),
     IndicatorDef("clutter_hours", "rate", "lower_better", 1.0, "hours per corridor-day",
                  "corridor-days", "hours of hallway clutter"),
     IndicatorDef("device_uptime", "proportion", "higher_better", 1.0, "share of device-hours",
@@ -66,17 +70,20 @@ _DEFS = (
     IndicatorDef("ack_within_sla", "proportion", "higher_better", 1.0, "share of work orders",
                  "work orders", "work orders acknowledged within their SLA"),
     IndicatorDef("closed_on_time", "proportion", "higher_better", 1.0, "share of work orders",
-                 "work orders", "work orders closed within their SLA"),
-    IndicatorDef("true_resolution", "proportion", "higher_better", 1.0,
-                 "share of closed work orders", "closed work orders",
-                 "closed work orders whose hazard really went away (truth)"),
-    IndicatorDef("reopens", "rate", "lower_better", 1.0, "per work order", "work orders",
-                 "work-order re-opens"),
+                 "work orders", "work orders staff closed within their SLA"),
+    IndicatorDef("inspection_pass", "proportion", "higher_better", 1.0,
+                 "share of inspected work orders", "inspected work orders",
+                 "closed work orders the office's monthly inspection found really fixed"),
+    IndicatorDef("reopens", "rate", "lower_better", 1.0, "per work order done",
+                 "work orders staff reported done", "re-opens after staff reported an order done"),
     IndicatorDef("repeat_unhandled", "rate", "lower_better", 1.0, "per estate-month",
-                 "estate-periods", "repeat-offender alerts with no closed work order"),
+                 "estate-periods", "confirmed repeat throws left without a staff visit"),
 )  # fmt: skip
 
 INDICATORS: dict[str, IndicatorDef] = {d.name: d for d in _DEFS}
+# A list names at most this share of the scored estates (and at most ``list_size``), but one
+# estate whenever two or more are scored: small districts get shorter lists, never none.
+LIST_SHARE = 0.25
 INDICATOR_NAMES: tuple[str, ...] = tuple(INDICATORS)
 IndicatorName = Literal[INDICATOR_NAMES]  # type: ignore[valid-type]
 
@@ -127,7 +134,7 @@ class Veto(_Strict):
         return self
 
 
-def _all_periods() -> list[PeriodKind]:
+def _all_periods() -> list[CalendarKind]:
     return ["month", "quarter", "half"]
 
 
@@ -141,7 +148,7 @@ class RankConfig(_Strict):
 
     version: Literal[1] = 1
     indicators: dict[IndicatorName, IndicatorConf] = Field(min_length=1)
-    periods: list[PeriodKind] = Field(default_factory=_all_periods, min_length=1)
+    periods: list[CalendarKind] = Field(default_factory=_all_periods, min_length=1)
     min_coverage: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     list_size: Annotated[int, Field(ge=1)] = 3
     # Above 0.5 so no estate can be named on both lists (the worst k and the best k are disjoint).
@@ -162,7 +169,7 @@ class RankConfig(_Strict):
 
     @field_validator("periods")
     @classmethod
-    def _unique_periods(cls, v: list[PeriodKind]) -> list[PeriodKind]:
+    def _unique_periods(cls, v: list[CalendarKind]) -> list[CalendarKind]:
         if len(set(v)) != len(v):
             raise ValueError("each period kind at most once")
         return v
@@ -197,6 +204,14 @@ class RankConfig(_Strict):
             return conf.direction
         return INDICATORS[name].better
 
+    def list_length(self, scored: int) -> int:
+        """How many estates each list may name among ``scored`` estates: at most ``list_size``
+        and at most :data:`LIST_SHARE` of them, but at least one when two or more are scored
+        (two estates: one on each list). One estate alone has nothing to be compared with: 0."""
+        if scored < 2:
+            return 0
+        return max(1, min(self.list_size, int(scored * LIST_SHARE)))
+
     def band(self, score: float) -> str:
         """The band of a score (bands run from the highest ``min`` down)."""
         for b in self.bands:
@@ -205,47 +220,27 @@ class RankConfig(_Strict):
         return self.bands[-1].name
 
 
-_LONG = {"month": "a month", "quarter": "a quarter", "half": "a half-year"}
-
-
 def check_config(
     cfg: RankConfig,
-    n_estates: int,
     run_days: int,
-    period: PeriodKind | None = None,
+    period: CalendarKind | None = None,
     *,
     start: date | None = None,
 ) -> None:
-    """Check ``cfg`` against a run of ``n_estates`` and ``run_days`` for one period kind (or, when
-    ``period`` is None, every kind in ``cfg.periods``). With ``start``, also that at least one
-    calendar period of each kind is covered enough (``min_coverage``) to be ranked."""
+    """Check a request for calendar periods of one kind (or, when ``period`` is None, of every kind
+    in ``cfg.periods``) against a run of ``run_days`` days: the kind must be configured and, with
+    ``start``, at least one calendar period of it covered enough (``min_coverage``) to be ranked
+    (the same rule :func:`rules.periods.periods` applies, and no other)."""
     if period is not None and period not in cfg.periods:
         raise RankConfigError(
             ("periods",), f"period {period!r} is not among the configured periods {cfg.periods}"
         )
-    k = cfg.list_size
-    if k > n_estates:
-        raise RankConfigError(
-            ("list_size",), f"list_size {k} is larger than the number of estates ({n_estates})"
-        )
-    if 2 * k > n_estates:
-        raise RankConfigError(
-            ("list_size",),
-            f"list_size {k}: a red list and a black list of {k} each would overlap among"
-            f" {n_estates} estates (at most {n_estates // 2})",
-        )
-    kinds = [period] if period is not None else list(cfg.periods)
-    for kind in kinds:
-        i = cfg.periods.index(kind)
-        if SHORTEST_DAYS[kind] > run_days:
+    if start is None:
+        return
+    for kind in [period] if period is not None else list(cfg.periods):
+        if not periods(start, run_days, [kind], cfg.min_coverage):
             raise RankConfigError(
-                ("periods", i),
-                f"{_LONG[kind]} ({SHORTEST_DAYS[kind]} days or more) is longer than the run"
-                f" ({run_days} days)",
-            )
-        if start is not None and not periods(start, run_days, [kind], cfg.min_coverage):
-            raise RankConfigError(
-                ("periods", i),
+                ("periods", cfg.periods.index(kind)),
                 f"no calendar {kind} has at least {cfg.min_coverage:.0%} of its days inside the"
                 f" run ({run_days} days from {start.isoformat()}); see min_coverage",
             )

@@ -20,10 +20,13 @@ A list that names an estate on thin evidence is unfair, so every step carries it
    from the red list. Point scores use posterior means, so they do not depend on the seed.
 4. ``draws`` posterior draws (a numpy Generator seeded from the config seed and a stable hash of the
    period id, never global state) give each estate's score interval (2.5-97.5%), rank interval and
-   probabilities of being among the best and the worst ``k`` (ties in a draw broken at random). An
-   estate is named only when that probability reaches ``evidence``, at most ``k`` a list (highest
-   probability first), with the reason: the indicators that moved its score most from an average
-   estate's (weight share × (sub-score − average sub-score), in points), and any veto.
+   probabilities of being among the best and the worst ``k`` (ties in a draw broken at random;
+   ``k`` is :meth:`RankConfig.list_length`: ``list_size``, but at most a quarter of the scored
+   estates and at least one when two or more are scored, so small districts get shorter lists,
+   never none). An estate is named only when that probability reaches ``evidence``, at most
+   ``k`` a list (highest probability first), with the reason: the indicators that moved its score
+   most from an average estate's (weight share × (sub-score − average sub-score), in points), and
+   any veto.
 5. Companies are scored by their estates' scores weighted by households, on the same draws; given
    their latent diligence, Kendall's tau-b measures how well the ranking recovers it.
 """
@@ -36,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from rules.periods import Period, period_kind, periods
-from rules.rankconfig import INDICATORS, RankConfig
+from rules.periods import Period, period_kind, periods, ranked_periods, run_period
+from rules.rankconfig import INDICATORS, LIST_SHARE, RankConfig
 from rules.rankscore import (
     EstatePeriod,
     Floats,
@@ -62,6 +65,8 @@ __all__ = [
     "period_kind",
     "periods",
     "rank_period",
+    "ranked_periods",
+    "run_period",
     "stability",
     "sub_score",
 ]
@@ -96,18 +101,25 @@ class _Lists:
         self.rows, self.scores, self.cfg = rows, scores, cfg
         self.idx = [int(i) for i in np.flatnonzero(scores.wsum > 0)]
         self.col = {i: c for c, i in enumerate(self.idx)}
-        m, k = len(self.idx), cfg.list_size
-        self.ok = 2 * k <= m
+        m = len(self.idx)
+        self.k = k = cfg.list_length(m)
+        self.ok = k >= 1
         self.notes: list[str] = []
         if not self.ok:
-            self.notes.append(f"{m} estates scored: too few for a red and a black list of {k} each")
+            scored = f"{m} estate{'' if m == 1 else 's'} scored"
+            self.notes.append(f"{scored}: nothing to compare with, so no lists")
+        elif k < cfg.list_size:
+            self.notes.append(
+                f"{m} estates scored: lists of at most {k} (list_size {cfg.list_size}, and at most"
+                f" {LIST_SHARE:.0%} of the scored estates, at least one)"
+            )
         nan = np.full(m, np.nan)
         self.ranks = np.zeros((cfg.draws, m), dtype=np.int64)
         self.p_best: Floats = nan
         self.p_worst: Floats = nan
 
     def draw_ranks(self, rng: np.random.Generator) -> None:
-        m, k = len(self.idx), self.cfg.list_size
+        m, k = len(self.idx), self.k
         self.ranks = rank_draws(self.scores.draws[:, self.idx], rng)
         if self.ok:
             self.p_best = (self.ranks <= k).mean(axis=0)
@@ -116,7 +128,7 @@ class _Lists:
     def named(self, hits: list[list[dict[str, Any]]], ref: float, worst: bool) -> list[Any]:
         if not self.ok:
             return []
-        cfg, point, k = self.cfg, self.scores.point, self.cfg.list_size
+        cfg, point, k = self.cfg, self.scores.point, self.k
         prob = self.p_worst if worst else self.p_best
         need = cfg.evidence * cfg.draws - 1e-9
         cand = [i for i in self.idx if prob[self.col[i]] * cfg.draws >= need]
@@ -261,6 +273,7 @@ def rank_period(
         "period": period_out,
         "config": {
             "list_size": cfg.list_size,
+            "list_length": lists.k,
             "evidence": cfg.evidence,
             "draws": cfg.draws,
             "seed": cfg.seed,

@@ -63,7 +63,7 @@ def _finish_folder(
 ) -> dict[str, Any]:
     """Everything written after the simulation: truth, the run's inputs, the rankings (published
     retained on ``{prefix}/rankings/{period}`` while the broker is still there)."""
-    from sim.report.ranking import compute_rankings
+    from sim.report.ranking import compute_rankings, write_rankings
 
     with open(tmp / "truth.jsonl", "w", encoding="utf-8", newline="\n") as fh:
         sim.truth.write(fh, sim.clock)
@@ -76,13 +76,8 @@ def _finish_folder(
         yaml.safe_dump(resolved.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
         encoding="utf-8",
     )
-    try:
-        rankings = compute_rankings(tmp, rankings_path, days=days)
-    except BadInput as exc:  # e.g. fewer estates than the lists: the run is still good
-        rankings = {"periods": [], "stability": [], "skipped": str(exc)}
-    (tmp / "rankings.json").write_text(
-        json.dumps(rankings, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-    )
+    rankings = compute_rankings(tmp, rankings_path, days=days)  # the run itself at least
+    write_rankings(tmp, rankings)
     if publish is not None:
         for result in rankings["periods"]:
             publish(result["period"]["id"], json.dumps(result, ensure_ascii=False))

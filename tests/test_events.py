@@ -24,6 +24,7 @@ from devices.events import (
     Heartbeat,
     StaffArrived,
     StaffDone,
+    StaffReview,
     event_bytes,
     event_from_python,
     event_id,
@@ -77,6 +78,12 @@ SAMPLES = [
         ref_event_id="aibo4-b03-cam:4",
         action="visit_thrower",
         outcome="done",
+    ),
+    StaffReview(
+        **envelope("staff_app"),
+        ref_event_id="aibo4-b03-cam:4",
+        action="review_clip",
+        verdict="false_alarm",
     ),
 ]
 

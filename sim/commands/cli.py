@@ -15,6 +15,8 @@ from rules.model import RuleFile
 from rules.rankconfig import RankConfig
 from rules.ruletest import RuleTestFile
 from rules.space import SearchSpace
+from sim.commands.facts import add_facts_parser, facts_command
+from sim.commands.ranks import RANK_CONFIG_HELP, add_rank_parsers, rank_command, report_command
 from sim.errors import BadInput
 from sim.files.rulefiles import DEFAULT_RULES, rules_from_loaded
 from sim.files.yamlio import load_yaml, validate_loaded
@@ -48,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--days", type=int, help="override the scenario's days")
     run.add_argument("--seed", type=int, help="override the scenario's seed")
     run.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="rule file (default rules)")
+    run.add_argument("--rank-config", type=Path, help=RANK_CONFIG_HELP)
     run.add_argument("--out", type=Path, help="run folder (default runs/NAME-sSEED-dDAYS)")
     _broker_options(run, default="embedded")
     run.add_argument("--qos", type=int, default=1, help="device events' QoS, 0 or 1 (default 1)")
@@ -119,13 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     brk.add_argument("--port", type=int, help="default: a free port")
 
-    rep = sub.add_parser("report", help="write report.html into a run folder")
-    rep.add_argument("run_dir", type=Path)
-
-    rk = sub.add_parser("rank", help="print a run's red and black lists")
-    rk.add_argument("run_dir", type=Path)
-    rk.add_argument("--period", choices=["month", "quarter", "half"], default="month")
-    rk.add_argument("--config", type=Path, help="indicator configuration (default rankings)")
+    add_rank_parsers(sub)
 
     tun = sub.add_parser("tune", help="search rule parameters across seeds")
     tun.add_argument("scenario", type=Path)
@@ -148,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_export_parser(sub)
 
+    add_facts_parser(sub)
     sch = sub.add_parser("schema", help="print a JSON Schema")
     sch.add_argument("which", choices=sorted(SCHEMAS))
     return p
@@ -224,19 +222,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(opts)
 
 
-def _cmd_rank(args: argparse.Namespace) -> int:
-    from sim.report.ranking import DEFAULT_RANKINGS, compute_rankings, format_rank
-
-    config = args.config or DEFAULT_RANKINGS
-    path = args.run_dir / "rankings.json"
-    if args.config is None and path.exists():
-        rankings = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        rankings = compute_rankings(args.run_dir, config, strict_periods=True, kinds=[args.period])
-    print(format_rank(rankings, args.period))
-    return 0
-
-
 def _tick(bar: Any) -> None:
     bar.update(1)
 
@@ -278,6 +263,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             days=days,
             seed=seed,
             rules_path=args.rules,
+            rankings_path=args.rank_config,
             link=link,
             speed=args.speed,
             on_day=lambda d: _tick(bar),
@@ -347,12 +333,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             topic = args.topic or f"{args.prefix}/alerts/#"
             return watch(_url(args), topic, sys.stdout, count=args.count, timeout=args.timeout)
         if args.command == "report":
-            from sim.report.page import write_report
-
-            print(f"wrote {write_report(args.run_dir)}")
-            return 0
+            return report_command(args)
         if args.command == "rank":
-            return _cmd_rank(args)
+            return rank_command(args)
+        if args.command == "facts":
+            return facts_command(args)
         if args.command == "tune":
             from sim.commands.tune import TuneOptions, tune
 

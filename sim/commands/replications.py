@@ -18,6 +18,7 @@ from sim.commands.tasks import run_replication
 from sim.errors import BadInput
 from sim.files.folders import staged_folder
 from sim.files.rulefiles import load_rules
+from sim.report.ranking import check_rank_file
 from sim.report.summary import format_interval, table
 from sim.world.scenario import Scenario
 
@@ -46,6 +47,10 @@ def replicate(sc: Scenario, args: argparse.Namespace, days: int, seed: int) -> i
     if args.broker not in ("none", "embedded"):
         raise BadInput("--replications runs in-process; leave out --broker")
     load_rules(args.rules)  # bad rules: refused before any work
+    rank_text = None
+    if args.rank_config is not None:  # and a bad ranking configuration
+        check_rank_file(args.rank_config)
+        rank_text = Path(args.rank_config).read_text(encoding="utf-8")
     check_scheduler(args.executor, args.scheduler)
     out: Path = args.out or Path("runs") / f"{sc.name}-s{seed}-d{days}-x{n}"
     if out.exists() and not (out / "replications.json").exists() and any(out.iterdir()):
@@ -57,7 +62,10 @@ def replicate(sc: Scenario, args: argparse.Namespace, days: int, seed: int) -> i
     doc = sc.model_dump(mode="json")
     with staged_folder(out) as tmp:
         tasks = [
-            (run_replication, (doc, s, days, rules_text, str((tmp / f"seed-{s}").resolve())))
+            (
+                run_replication,
+                (doc, s, days, rules_text, str((tmp / f"seed-{s}").resolve()), rank_text),
+            )
             for s in seeds
         ]
         scores = run_tasks(tasks, executor=args.executor, scheduler=args.scheduler)

@@ -85,15 +85,31 @@ def replay_trials(
 
 
 def run_replication(
-    scenario_doc: dict[str, Any], seed: int, days: int, rules_text: str, out: str
+    scenario_doc: dict[str, Any],
+    seed: int,
+    days: int,
+    rules_text: str,
+    out: str,
+    rank_text: str | None = None,
 ) -> dict[str, Any]:
-    """One full run folder for one seed (``pmsim run --replications``); returns its score."""
+    """One full run folder for one seed (``pmsim run --replications``), ranked with ``rank_text``
+    (an indicator configuration; None: the default); returns its score."""
     sc = Scenario.model_validate(scenario_doc)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         rules_path = Path(tmp) / "rules.yaml"
         rules_path.write_text(rules_text, encoding="utf-8")
+        rank_path = None
+        if rank_text is not None:
+            rank_path = Path(tmp) / "rankings.yaml"
+            rank_path.write_text(rank_text, encoding="utf-8")
         result = run_to_folder(
-            sc, Path(out), days=days, seed=seed, rules_path=rules_path, link=Link()
+            sc,
+            Path(out),
+            days=days,
+            seed=seed,
+            rules_path=rules_path,
+            rankings_path=rank_path,
+            link=Link(),
         )
     return result.score

@@ -71,6 +71,7 @@ _EVENTS: tuple[tuple[str, str], ...] = (
     ("ref_event_id", "str"),  # staff_arrived, staff_done
     ("action", "str"),
     ("outcome", "str"),  # staff_done
+    ("verdict", "str"),  # staff_review
 )
 
 _TRUTH: tuple[tuple[str, str], ...] = (

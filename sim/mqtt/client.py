@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -36,6 +36,36 @@ class Will:
     retain: bool = True
 
 
+READ_BURST = 256  # packets one pass of the network loop may read
+
+
+class BurstClient(mqtt.Client):
+    """A paho client whose network loop reads every packet that has arrived, up to
+    :data:`READ_BURST`, in one pass.
+
+    paho sizes a pass's reads by the client's own unacknowledged messages, so a client that only
+    subscribes reads one packet per pass: a ``select`` (and a wake-up for its PUBACK) per message,
+    which caps the engine's intake far below what one core can decode. Reading stops at the first
+    "nothing more" from the socket, as paho's own loop does."""
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        sock_of = getattr(self, "_sock", None)
+        read = getattr(self, "_packet_read", None)
+        handle = getattr(self, "_loop_rc_handle", None)
+        if read is None or handle is None or sock_of is None:  # not the paho we know, or closed
+            return super().loop_read(max_packets)
+        for _ in range(READ_BURST):
+            if getattr(self, "_sock", None) is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = read()
+            if rc > 0:
+                rc_handled: MQTTErrorCode = handle(rc)
+                return rc_handled
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
 def protocol_name(client: mqtt.Client) -> str:
     return "5" if client.protocol == mqtt.MQTTv5 else "3.1.1"
 
@@ -46,7 +76,7 @@ def _new_client(
     kwargs: dict[str, Any] = {"client_id": client_id, "protocol": protocol}
     if protocol != mqtt.MQTTv5:
         kwargs["clean_session"] = clean
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
+    client = BurstClient(CallbackAPIVersion.VERSION2, **kwargs)
     client.connect_timeout = CONNECT_TIMEOUT
     if url.username is not None:
         client.username_pw_set(url.username, url.password)

@@ -7,8 +7,8 @@ inline stylesheet, no script, no external fonts, and every plot a PNG embedded a
 (:mod:`sim.report.plots`, which needs matplotlib, the ``report`` extra). The same run folder gives the same
 bytes: nothing on the page depends on the clock, and the plots are drawn deterministically.
 
-The page, in order: the run; the red and black lists (红黑榜) per period, the latest month, quarter
-and half-year first and the rest folded, each entry with its score interval and reasons; the
+The page, in order: the run; the red and black lists (红黑榜) per period, the whole run and the
+latest month, quarter and half-year first and the rest folded, each entry with its score interval and reasons; the
 company ranking with Kendall's tau against the companies' latent diligence; a radar health profile
 (健康画像) per estate; before/after curves for estates that installed devices mid-run; per-rule
 precision and recall; alerts over time; work-order timeliness. Without ``rankings.json`` the page
@@ -124,7 +124,8 @@ def render(data: RunData, plots: ModuleType) -> str:
         body.append(
             '<section id="rankings"><h2>Rankings</h2><p class="note">This run folder has '
             f"{why}, so the red and black lists, the company ranking and the health "
-            "profiles are left out of this report.</p></section>"
+            "profiles are left out of this report (pmsim report RUN_DIR --rank-config FILE "
+            "ranks the run again).</p></section>"
         )
     if installs:
         body.append(before_after_section(page, installs))

@@ -1,9 +1,15 @@
 """From a run folder to the rankings' inputs: per estate and period, each indicator's count and
-its exposure — from what the housing office observes (alerts, work orders, device health), plus
-the truth only where the issue asks for it (was the hazard really gone when the order closed).
+its exposure, from what the housing office observes: alerts, work orders, the staff app's reviews
+and reports, device health, and its own inspections (:mod:`sim.report.inspections`).
 
-An indicator an estate cannot be measured on gets exposure 0 (no camera: no falling-object rate;
-no work orders: no timeliness), and the ranking leaves it out rather than guessing.
+Indicators measure the company, not the hardware: hazards per unit of device exposure (camera-day,
+elevator-day, corridor-day), falling objects only once staff confirmed them on the clip; a work
+order counts as on time only when staff closed it (not when the hazard went away by itself), a
+re-open only when staff had reported it done; whether work really fixed anything comes from the
+office's inspections of a sample of closed orders; the repeat veto counts only confirmed repeat
+throws left without a visit. An indicator an estate cannot be measured on gets exposure 0 (no
+camera: no falling-object rate; no work orders: no timeliness), and the ranking leaves it out
+rather than guessing.
 """
 
 from __future__ import annotations
@@ -16,15 +22,11 @@ from typing import Any
 from rules.model import Rule
 from rules.periods import Period
 from rules.rankings import EstatePeriod
+from sim.report.inspections import confirmed_reviews
 
 __all__ = ["RunRecords", "estate_periods"]
 
 DAY = 86400.0
-KIND_OF = {
-    "throw": "falling_object_camera",
-    "ebike_entry": "ebike_blocker",
-    "clutter": "clutter_sensor",
-}
 
 
 @dataclass
@@ -33,7 +35,8 @@ class RunRecords:
     rules: list[Rule]
     alerts: list[dict[str, Any]]
     workorders: list[dict[str, Any]]
-    truth: list[dict[str, Any]]
+    staff: list[dict[str, Any]]  # staff-app reviews and reports (events.jsonl)
+    inspections: list[dict[str, Any]]  # the office's (sim.report.inspections.inspect)
     end_s: float
 
 
@@ -78,23 +81,9 @@ def _installed_seconds(est: Mapping[str, Any], kind: str | None, p0: float, p1: 
     return total
 
 
-def _covered_days(est: Mapping[str, Any], kind: str, p0: float, p1: float) -> float:
-    """Days of the period on which at least one device of this kind watched the estate."""
-    first = min(
-        (
-            d["installed_s"]
-            for d in est["devices"]
-            if d["kind"] == kind and d["installed_s"] is not None
-        ),
-        default=None,
-    )
-    return 0.0 if first is None else _overlap(first, float("inf"), p0, p1) / DAY
-
-
 def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
     p0, p1 = period.start_day * DAY, min(period.end_day * DAY, run.end_s)
     days = (p1 - p0) / DAY
-    fo = _source_rule(run.rules, "throw")
     eb = _source_rule(run.rules, "ebike_entry")
     cl = _source_rule(run.rules, "clutter", "duration")
     health = {r.id for r in run.rules if {"device_silent", "device_fault"} & set(r.detects)}
@@ -112,36 +101,34 @@ def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
         for t0, t1, rec in spans:
             down_s[rec["labels"].get("estate", "")] += _overlap(t0, t1, p0, p1)
 
+    confirmed = confirmed_reviews(run.staff, p0, p1)
+    inspected: dict[str, list[bool]] = defaultdict(list)
+    for i in run.inspections:
+        if p0 <= i["closed_s"] < p1:
+            inspected[i["estate"]].append(bool(i["fixed"]))
     orders = _orders(run, p0, p1)
-    unstopped = _unstopped_repeats(run, p0, p1)
+    unhandled = _unhandled_repeats(run, p0, p1)
     rows = []
     for est in run.estates:
         eid = est["id"]
-        cam_days = _covered_days(est, "falling_object_camera", p0, p1)
-        blk_days = _covered_days(est, "ebike_blocker", p0, p1)
+        cam_days = _installed_seconds(est, "falling_object_camera", p0, p1) / DAY
+        blk_days = _installed_seconds(est, "ebike_blocker", p0, p1) / DAY
         corridor_days = _installed_seconds(est, "clutter_sensor", p0, p1) / DAY
         device_h = _installed_seconds(est, None, p0, p1) / 3600.0
         mine = orders.get(eid, [])
-        closed = [w for w in mine if w["closed"]]
-        judged = [w for w in closed if w["resolved"] is not None]
-        can_repeat = cam_days > 0 or blk_days > 0
+        checks = inspected.get(eid, [])
+        done = [w for w in mine if w["done"]]
         counts = {
-            "falling_objects": (
-                float(firings[(eid, fo)]) if fo else 0.0,
-                est["households"] * cam_days if fo else 0.0,
-            ),
-            "ebike_entries": (
-                float(firings[(eid, eb)]) if eb else 0.0,
-                est["households"] * blk_days if eb else 0.0,
-            ),
+            "falling_objects": (float(len(confirmed.get(eid, ()))), cam_days),
+            "ebike_entries": (float(firings[(eid, eb)]) if eb else 0.0, blk_days if eb else 0.0),
             "clutter_hours": (clutter_s[eid] / 3600.0, corridor_days if cl else 0.0),
             "device_uptime": (max(0.0, device_h - down_s[eid] / 3600.0), device_h),
             "ack_within_sla": (float(sum(w["ack_in_sla"] for w in mine)), float(len(mine))),
             "closed_on_time": (float(sum(w["on_time"] for w in mine)), float(len(mine))),
-            "true_resolution": (float(sum(w["resolved"] for w in judged)), float(len(judged))),
-            "reopens": (float(sum(w["reopens"] for w in mine)), float(len(mine))),
+            "inspection_pass": (float(sum(checks)), float(len(checks))),
+            "reopens": (float(sum(w["reopens"] for w in done)), float(len(done))),
             # per estate-month, so that a quarter is not judged by a month's yardstick
-            "repeat_unhandled": (float(unstopped[eid]), days / 30.0 if can_repeat else 0.0),
+            "repeat_unhandled": (float(unhandled[eid]), days / 30.0 if cam_days > 0 else 0.0),
         }
         rows.append(
             EstatePeriod(
@@ -157,17 +144,19 @@ def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
     return rows
 
 
-def _unstopped_repeats(
-    run: RunRecords, p0: float, p1: float, after: float = 7 * DAY
+def _unhandled_repeats(
+    run: RunRecords, p0: float, p1: float, after: float = 3 * DAY
 ) -> dict[str, int]:
-    """Falling-object repeat-offender alerts in the period after which the thrower carried on: the
-    source rule fired again for the same facade within ``after`` (the joint visit with the police
-    did not stop it). E-bike repeats are left to the e-bike rate: they are common, and not a veto."""
+    """Repeat-throw work orders opened in the period on throws staff confirmed (at least two of
+    the repeat alert's events confirmed on review) that no staff member closed within ``after``:
+    a confirmed repeat offender left alone. False alarms of a camera repeat too, but staff dismiss
+    them on review, so they never count here; e-bike repeats are left to the e-bike rate."""
     by_id = {r.id: r for r in run.rules}
-    fires: dict[tuple[str, tuple[Any, ...]], list[float]] = defaultdict(list)
-    for a in run.alerts:
-        if a["change"] == "firing":
-            fires[(a["rule_id"], tuple(sorted(a["labels"].items())))].append(a["sim_seconds"])
+    confirmed = set().union(*confirmed_reviews(run.staff, 0.0, float("inf")).values())
+    staff_closed: dict[str, float] = {}
+    for w in run.workorders:
+        if w["change"] == "closed" and str(w.get("reason", "")).startswith("staff_"):
+            staff_closed.setdefault(w["workorder_id"], float(w["sim_seconds"]))
     out: dict[str, int] = defaultdict(int)
     for a in run.alerts:
         rule = by_id.get(a["rule_id"])
@@ -176,60 +165,41 @@ def _unstopped_repeats(
         source_rule = by_id.get(rule.condition.rule)
         if source_rule is None or "throw" not in source_rule.detects:
             continue
-        t = a["sim_seconds"]
-        if not p0 <= t < p1:
+        t = float(a["sim_seconds"])
+        if not p0 <= t < p1 or sum(e in confirmed for e in a.get("event_ids", ())) < 2:
             continue
-        source = (rule.condition.rule, tuple(sorted(a["labels"].items())))
-        if any(t < s <= t + after for s in fires.get(source, ())):
+        closed = staff_closed.get(str(a.get("workorder_id")))
+        if closed is None or closed > t + after:
             out[a["labels"].get("estate", "")] += 1
     return out
 
 
 def _orders(run: RunRecords, p0: float, p1: float) -> dict[str, list[dict[str, Any]]]:
-    """Work orders opened in the period, per estate, with what became of them."""
-    repeat_rules = {r.id for r in run.rules if r.condition.kind == "repeat"}
-    incident_of: dict[str, Mapping[str, Any]] = {}
-    for t in run.truth:
-        if t.get("kind") == "incident":
-            for eid in t.get("event_ids", ()):
-                incident_of[eid] = t
-    trigger: dict[str, list[str]] = {}
-    for a in run.alerts:
-        if a["change"] == "firing" and a.get("workorder_id"):
-            trigger[a["alert_id"]] = list(a.get("event_ids", ()))
+    """Work orders opened in the period, per estate, with what became of them: acknowledged in
+    time, settled by staff in time (done, or dismissed as a false alarm), re-opened after staff
+    reported them done."""
     state: dict[str, dict[str, Any]] = {}
     for w in run.workorders:
         wid = w["workorder_id"]
         if w["change"] in ("opened", "reopened"):
             if w["change"] == "opened" and not p0 <= w["sim_seconds"] < p1:
                 continue
-            rec = state.setdefault(
-                wid, {"estate": w["estate"], "reopens": 0, "repeat": w["rule_id"] in repeat_rules}
-            )
-            rec.update(
-                alert=w["alert_id"],
-                opened=w["sim_seconds"],
-                ack_in_sla=False,
-                on_time=False,
-                closed=None,
-            )
+            if wid not in state and w["change"] == "reopened":
+                continue  # opened before the period
+            rec = state.setdefault(wid, {"estate": w["estate"], "reopens": 0, "done": False})
             if w["change"] == "reopened":
-                rec["reopens"] += 1
+                rec["reopens"] += int(rec["done"])  # the hazard persisted after "done"
+            rec.update(ack_in_sla=False, on_time=False, done=False)
         elif wid in state:
             rec = state[wid]
             if w["change"] == "acknowledged":
                 rec["ack_in_sla"] = bool(w.get("within_sla"))
             elif w["change"] == "closed":
-                rec["closed"] = w["sim_seconds"]
-                rec["on_time"] = bool(w.get("on_time"))
+                # done by staff, or a false alarm dismissed: "not found" leaves the hazard
+                settled = w.get("reason") in ("staff_done", "staff_false_alarm")
+                rec["on_time"] = settled and bool(w.get("on_time"))
+                rec["done"] = w.get("reason") == "staff_done"
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in state.values():
-        rec["resolved"] = None
-        if rec["closed"] is not None:
-            incidents = [incident_of[e] for e in trigger.get(rec["alert"], []) if e in incident_of]
-            if incidents:  # a real hazard: was it gone when the order closed?
-                rec["resolved"] = all(
-                    i["end_s"] is not None and i["end_s"] <= rec["closed"] + 60.0 for i in incidents
-                )
         out[rec["estate"]].append(rec)
     return out

@@ -1,8 +1,8 @@
 """The ranking sections of the run report: red and black lists, companies, health profiles.
 
 These three sections are drawn from ``rankings.json`` alone (periods, lists, company scores and
-per-indicator sub-scores) and share the period ordering (the latest month, quarter and half-year
-first); everything else on the page comes from the run's event logs. They are kept apart from
+per-indicator sub-scores) and share the period ordering (the whole run, then the latest month,
+quarter and half-year first); everything else on the page comes from the run's event logs. They are kept apart from
 :mod:`sim.report.page`, which reads the run folder and assembles the page, so that each module stays
 small; the HTML helpers come from :mod:`sim.report.html`.
 """
@@ -25,8 +25,8 @@ __all__ = [
     "profiles_section",
 ]
 
-KINDS = ("month", "quarter", "half")
-KIND_NAME = {"month": "month", "quarter": "quarter", "half": "half-year"}
+KINDS = ("run", "month", "quarter", "half")
+KIND_NAME = {"run": "whole run", "month": "month", "quarter": "quarter", "half": "half-year"}
 
 
 def _period_key(p: Mapping[str, Any]) -> tuple[int, int, str]:
@@ -37,7 +37,8 @@ def _period_key(p: Mapping[str, Any]) -> tuple[int, int, str]:
 def latest_and_rest(
     periods: Sequence[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The latest period of each kind (month, quarter, half), and the others, latest first."""
+    """The latest period of each kind (the run, month, quarter, half), and the others, latest
+    first."""
     latest: list[dict[str, Any]] = []
     for kind in KINDS:
         mine = sorted((p for p in periods if p["period"]["kind"] == kind), key=_period_key)
@@ -57,13 +58,23 @@ def _period_title(p: Mapping[str, Any]) -> str:
 
 def _list_table(page: Page[RunData], p: Mapping[str, Any], which: str) -> str:
     cfg, entries = p["config"], p[which]
-    k, ev = cfg["list_size"], cfg["evidence"]
+    k, ev = cfg.get("list_length", cfg["list_size"]), cfg["evidence"]
     worst = which == "black_list"
     among = f"the {'worst' if worst else 'best'} {k}"
+    if k == 0:
+        return '<p class="muted">One estate scored: nothing to compare it with, no list.</p>'
     if not entries:
+        key = "p_worst_k" if worst else "p_best_k"
+        near = sorted(
+            (e for e in p["estates"] if e.get(key) is not None and (worst or not e.get("vetoes"))),
+            key=lambda e: (-e[key], e["estate"]),
+        )[:k]
+        closest = ", ".join(
+            f"{page.estate(e['estate'], e.get('name'))} (P {num(e[key], 2)})" for e in near
+        )
         return (
             f'<p class="muted">No estate reaches the evidence (P(among {esc(among)}) ≥ '
-            f"{ev:g}): nobody is named.</p>"
+            f"{ev:g}): nobody is named." + (f" Closest: {closest}." if closest else "") + "</p>"
         )
     unobs = {e["estate"]: e.get("unobservable", []) for e in p["estates"]}
     rows, marked = [], []
@@ -150,9 +161,10 @@ def _estates_table(page: Page[RunData], p: Mapping[str, Any]) -> str:
 def _period_block(page: Page[RunData], p: Mapping[str, Any], with_plot: bool) -> str:
     cfg = p["config"]
     out = [f"<h3>{_period_title(p)}</h3>"]
-    out.append(f"<h4>Red list (红榜): the best, at most {cfg['list_size']}</h4>")
+    k = cfg.get("list_length", cfg["list_size"])
+    out.append(f"<h4>Red list (红榜): the best, at most {esc(k)}</h4>")
     out.append(_list_table(page, p, "red_list"))
-    out.append(f"<h4>Black list (黑榜): the worst, at most {cfg['list_size']}</h4>")
+    out.append(f"<h4>Black list (黑榜): the worst, at most {esc(k)}</h4>")
     out.append(_list_table(page, p, "black_list"))
     if with_plot:
         red = {e["estate"] for e in p["red_list"]}
@@ -190,16 +202,27 @@ def lists_section(page: Page[RunData], rk: Mapping[str, Any]) -> str:
         '<section id="lists"><h2>Red and black lists (红黑榜)</h2>',
         f"<p>An estate is named only when the evidence is strong: a probability of at least "
         f"{esc(cfg.get('evidence', ''))} of being among the best (red) or worst (black) "
-        f"{esc(cfg.get('list_size', ''))} over {esc(cfg.get('draws', ''))} posterior draws. "
-        "Scores run 0-100 (an average estate scores "
-        f"{esc(cfg.get('average_sub_score', ''))}); intervals are 95%. The latest month, "
-        "quarter and half-year come first.</p>",
+        f"{esc(cfg.get('list_length', cfg.get('list_size', '')))} over "
+        f"{esc(cfg.get('draws', ''))} posterior draws (at most {esc(cfg.get('list_size', ''))} "
+        "a list, and at most a quarter of the scored estates, but one whenever two or more are "
+        "scored). Scores run 0-100 (an average estate scores "
+        f"{esc(cfg.get('average_sub_score', ''))}); intervals are 95%. The whole run comes "
+        "first, then the latest month, quarter and half-year.</p>",
     ]
     out += [_period_block(page, p, with_plot=True) for p in latest]
     if rest:
         out.append(f"<details><summary>Earlier periods ({len(rest)})</summary>")
         out += [_period_block(page, p, with_plot=False) for p in rest]
         out.append("</details>")
+    left_out = rk.get("left_out") or []
+    if left_out:
+        kinds = ", ".join(esc(KIND_NAME.get(k, k)) for k in left_out)
+        cover = float(rk.get("min_coverage", 0.5))
+        out.append(
+            f'<p class="note">Not ranked: {kinds}. A calendar period is ranked when the run'
+            f" covers at least {cover:.0%} of its days (min_coverage), and no period of these"
+            " kinds is covered that much.</p>"
+        )
     stab = rk.get("stability") or []
     if stab:
         rows = [

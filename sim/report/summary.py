@@ -35,8 +35,32 @@ def table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join([line(headers, numeric), sep, *(line(r, numeric) for r in cells)])
 
 
+_KIND_NAME = {"run": "whole run", "month": "month", "quarter": "quarter", "half": "half-year"}
+
+
+def _who(e: dict[str, Any], p: float | None) -> str:
+    return f"{e.get('name', e['estate'])} ({e['company']}, P {p:.2f})"
+
+
+def _list_line(p: dict[str, Any], worst: bool, k: int) -> str:
+    """Who is named; when nobody is, the ``k`` closest (highest probability) for the record."""
+    named = p["black_list" if worst else "red_list"]
+    if named:
+        return "; ".join(_who(e, e["probability"]) for e in named)
+    key = "p_worst_k" if worst else "p_best_k"
+    near = sorted(
+        (e for e in p["estates"] if e.get(key) is not None and (worst or not e.get("vetoes"))),
+        key=lambda e: (-e[key], e["estate"]),
+    )[:k]
+    text = "nobody named"
+    if near:
+        text += "; closest " + ", ".join(_who(e, e[key]) for e in near)
+    return text
+
+
 def _lists(rankings: dict[str, Any]) -> list[str]:
-    """The latest period of each kind: who is on the red and the black list."""
+    """The whole run and the latest period of each calendar kind: who is on the red and the black
+    list, and which configured kinds the run is too short for."""
     if not rankings:
         return []
     if not rankings.get("periods"):
@@ -44,23 +68,36 @@ def _lists(rankings: dict[str, Any]) -> list[str]:
     latest: dict[str, dict[str, Any]] = {}
     for p in rankings["periods"]:
         latest[p["period"]["kind"]] = p
-    out = ["Red and black lists (latest period of each kind; pmsim rank RUN_DIR for all)"]
-    for kind in ("month", "quarter", "half"):
+    cfg = rankings["periods"][0].get("config", {})
+    out = [
+        f"Red and black lists (红黑榜): an estate is named at P >= {cfg.get('evidence')} of being"
+        " among the best (red) or worst (black) k"
+    ]
+    for kind in ("run", "month", "quarter", "half"):
         p = latest.get(kind)
         if p is None:
             continue
-
-        def names(entries: list[dict[str, Any]]) -> str:
-            return (
-                ", ".join(f"{e.get('name', e['estate'])} ({e['probability']:.2f})" for e in entries)
-                or "-"
-            )
-
+        per, cfg = p["period"], p.get("config", {})
+        k = int(cfg.get("list_length", cfg.get("list_size", 0)))
         tau = p.get("validity", {}).get("kendall_tau")
+        head = f"  {per['id']} ({_KIND_NAME[kind]}, {per['days']:g} days"
+        head += f"{', partial' if per.get('partial') else ''}), k = {k}"
+        if tau is not None:
+            head += f"; companies vs latent diligence: Kendall tau {tau}"
+        out.append(head)
+        if k == 0:
+            out.append("    no lists: one estate scored, nothing to compare it with")
+            continue
+        out.append(f"    red (best):    {_list_line(p, False, k)}")
+        out.append(f"    black (worst): {_list_line(p, True, k)}")
+    left = [_KIND_NAME[k] for k in rankings.get("left_out", [])]
+    if left:
+        cover = rankings.get("min_coverage", 0.5)
         out.append(
-            f"  {p['period']['id']}: red {names(p['red_list'])}; black {names(p['black_list'])}"
-            + (f"; companies vs diligence tau {tau}" if tau is not None else "")
+            f"  not ranked: {', '.join(left)} (no calendar period of the kind has at least {cover:.0%} of"
+            " its days inside the run; min_coverage)"
         )
+    out.append("  every estate's score: pmsim rank RUN_DIR [--period run|month|quarter|half]")
     return [*out, ""]
 
 

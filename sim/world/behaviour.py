@@ -84,6 +84,9 @@ def _ebike(
         return [evening_return_hour(rng)] if rng.random() < ride else []
 
     def act(day: int) -> None:
+        if hh.battery and rng.random() < beh.battery_quit:
+            hh.battery = False  # tired of the bag: the bicycle garage from now on, mostly
+            hh.propensity *= 1.0 - beh.learn_blocked
         if rng.random() >= hh.propensity:
             return  # parks in the bicycle garage tonight
         lesson = world.lesson(hh)
@@ -174,7 +177,8 @@ def _thrower(
             rec.miss_reason = "below_range"
         else:
             rec.miss_reason = "not_detected"
-        cam.observe_throw(hh.floor, hh.column, obj in SMALL_THROWN, rec.cause)
+        if cam.observe_throw(hh.floor, hh.column, obj in SMALL_THROWN, rec.cause):
+            world.thrower_of[rec.cause.event_ids[-1]] = hh
 
     return plan, act
 

@@ -100,7 +100,10 @@ class Behaviour(_Strict):
     ride_weekday: Share = 0.8
     ride_weekend: Share = 0.55
     covered_share: Share = 0.15  # e-bikes under a rain cover
-    battery_switch: Share = 0.3  # after being blocked: carry the battery up in a bag instead
+    # After being blocked most riders park in the bicycle garage (爱博四村); a few carry the battery
+    # up in a bag instead, for a while: each evening they might give that up too.
+    battery_switch: Share = 0.06
+    battery_quit: Share = 0.08
     learn_blocked: Share = 0.35  # propensity cut after being blocked
     learn_staff: Share = 0.6  # after a staff visit
     learn_police: Share = 0.9  # after a joint visit with the community police
@@ -161,6 +164,22 @@ class Staffing(_Strict):
     visit_minutes: Annotated[float, Field(gt=0.0)] = 25.0
     working_hours: tuple[float, float] = (8.0, 20.0)
     notice_silent_minutes: Annotated[float, Field(ge=0.0)] = 45.0  # console: heartbeats missed
+    # Each pair below is (most diligent, least diligent); a company sits between by its diligence.
+    thoroughness: tuple[Share, Share] = (0.95, 0.2)  # a visit really fixes the problem
+    # Falling-object clips are reviewed on the vendor console before anyone goes out: the alarms
+    # the platform raises (the console's threshold is the default rule's, confidence 0.8).
+    review_min_confidence: Share = 0.8
+    review_minutes: tuple[Rate, Rate] = (5.0, 240.0)  # median delay before the clip is seen
+    review_miss: tuple[Share, Share] = (0.03, 0.25)  # a real throw dismissed as a false alarm
+    review_false_accept: tuple[Share, Share] = (0.005, 0.05)  # a bird or laundry taken for a throw
+    review_identify: tuple[Share, Share] = (0.95, 0.4)  # the window found from the clip itself
+    # E-bike repeat offenders: the vendor console counts a blocker's detections like the rule does.
+    ebike_repeat_count: PositiveInt = 3
+    ebike_repeat_days: Rate = 7.0
+    # Prevention: a monthly education round cuts habits by this share times diligence, and a daily
+    # corridor patrol removes clutter with this chance times diligence.
+    education_effect: Share = 0.25
+    patrol_share: Share = 0.6
 
 
 class Scenario(_Strict):

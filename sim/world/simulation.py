@@ -13,6 +13,7 @@ from devices.base import Clock
 from sim.world import nuisance
 from sim.world.behaviour import start_households
 from sim.world.calendar import DAY, start_datetime
+from sim.world.prevention import start_prevention
 from sim.world.property import PropertyCompany
 from sim.world.scenario import Scenario
 from sim.world.streams import Streams
@@ -62,6 +63,7 @@ class Simulation:
             )
         self.world.on_install.append(partial(nuisance.start_for, self.world))
         start_households(self.world, days)
+        start_prevention(self.world, days)
         self.world.schedule_installs()
 
     def run(self, on_day: Callable[[int], None] | None = None) -> None:

@@ -30,6 +30,9 @@ from sim.world.streams import Streams
 from sim.world.transport import Transport
 from sim.world.truth import TruthLedger
 
+# What the vendor console shows the estate's property company (e-bike detections count repeats).
+ALARMS = frozenset({"falling_object", "clutter_detected", "door_open_too_long", "ebike_detected"})
+
 __all__ = ["Building", "Elevator", "EstateWorld", "Household", "InstallHook", "Responder", "World"]
 
 
@@ -146,6 +149,8 @@ class World:
             str, tuple[str, str, int, int]
         ] = {}  # id -> estate, bldg, unit, floor
         self.holders: dict[str, Household | None] = {}  # blocker id -> who it holds now
+        # Truth for a clip review: the household whose throw raised this falling-object event.
+        self.thrower_of: dict[str, Household] = {}
         self.delivered = 0
         for grid, est in scenario.estates():
             self.estates[est.id] = self._build_estate(grid.id, est)
@@ -338,7 +343,7 @@ class World:
         self.flush_beats()
         self.delivered += 1
         self.transport.publish(event)
-        if event.type in ("falling_object", "clutter_detected", "door_open_too_long"):
+        if event.type in ALARMS:
             est = self.estates[event.estate]
             self.companies[est.company].on_alarm(event)
 

@@ -85,40 +85,37 @@ def test_unknown_indicator_error_names_the_field() -> None:
 
 def test_check_config_accepts_a_fitting_run() -> None:
     cfg = make(list_size=3)
-    check_config(cfg, n_estates=6, run_days=183)
-    check_config(cfg, 6, 183, "half", start=date(2026, 3, 2))
+    check_config(cfg, run_days=183)
+    check_config(cfg, 183, "half", start=date(2026, 3, 2))
 
 
-def test_k_larger_than_the_estates() -> None:
-    with pytest.raises(RankConfigError) as err:
-        check_config(make(list_size=5), n_estates=4, run_days=90, period="month")
-    assert err.value.loc == ("list_size",)
-    assert "larger than the number of estates (4)" in err.value.message
+def test_the_size_of_the_district_is_never_an_error() -> None:
+    """A small district gets shorter lists (list_length), never a refused configuration."""
+    cfg = make(list_size=5)
+    check_config(cfg, 90, "month", start=date(2026, 3, 1))
+    assert [cfg.list_length(n) for n in (1, 2, 4, 9, 20, 30)] == [0, 1, 1, 2, 5, 5]
 
 
-def test_k_so_large_the_lists_would_overlap() -> None:
-    with pytest.raises(RankConfigError, match="would overlap") as err:
-        check_config(make(list_size=3), n_estates=5, run_days=90, period="month")
-    assert err.value.loc == ("list_size",)
-
-
-def test_period_longer_than_the_run() -> None:
+def test_one_coverage_rule_and_no_length_rule() -> None:
+    """A half-year covered at least half by a 92-day run is ranked: no separate check that the
+    run is as long as a half-year."""
     cfg = make(periods=["month", "half"])
+    check_config(cfg, 92, start=date(2026, 3, 2))
+    check_config(cfg, 92, "half", start=date(2026, 3, 2))
     with pytest.raises(RankConfigError) as err:
-        check_config(cfg, n_estates=10, run_days=100)
+        check_config(cfg, 89, "half", start=date(2026, 3, 2))  # 89 of 181 days: under half
     assert err.value.loc == ("periods", 1)
-    assert err.value.message == "a half-year (181 days or more) is longer than the run (100 days)"
-    check_config(cfg, 10, 100, "month")  # months fit
+    assert "no calendar half has at least 50% of its days" in err.value.message
 
 
 def test_no_period_covered_enough() -> None:
     cfg = make(periods=["month"], min_coverage=1.0)
     with pytest.raises(RankConfigError, match="no calendar month has at least 100%"):
-        check_config(cfg, 10, 31, "month", start=date(2026, 3, 15))
-    check_config(make(periods=["month"]), 10, 31, "month", start=date(2026, 3, 15))
+        check_config(cfg, 31, "month", start=date(2026, 3, 15))
+    check_config(make(periods=["month"]), 31, "month", start=date(2026, 3, 15))
 
 
 def test_a_period_kind_not_configured() -> None:
     with pytest.raises(RankConfigError, match="not among the configured periods") as err:
-        check_config(make(periods=["month"]), 10, 400, "quarter")
+        check_config(make(periods=["month"]), 400, "quarter")
     assert err.value.loc == ("periods",)

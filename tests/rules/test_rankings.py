@@ -20,6 +20,8 @@ from rules.rankings import (
     period_kind,
     periods,
     rank_period,
+    ranked_periods,
+    run_period,
     stability,
     sub_score,
 )
@@ -109,7 +111,7 @@ def test_tiny_estate_with_one_incident_does_not_top_the_black_list() -> None:
     assert out["fallbacks"] == []
     reason = out["black_list"][0]["reasons"][0]
     assert reason["indicator"] == "falling_objects" and reason["points"] < 0
-    assert "per 1,000 household-days" in reason["text"]
+    assert "per 100 camera-days" in reason["text"]
 
 
 def test_fallback_when_the_variance_estimate_is_not_positive() -> None:
@@ -220,12 +222,33 @@ def test_the_same_pattern_on_strong_evidence_is_named() -> None:
     assert len(lax["black_list"]) <= 3 and set(names(lax["black_list"])) <= {"e3", "e4", "e5"}
 
 
-def test_too_few_scored_estates_for_two_lists() -> None:
+def test_small_districts_get_shorter_lists_never_none() -> None:
     rows = [ep(f"e{i}", {"falling_objects": (100 * i, 300_000)}) for i in range(3)]
     out = rank_period(rows, config(list_size=2))
+    assert out["config"]["list_size"] == 2 and out["config"]["list_length"] == 1
+    assert names(out["red_list"]) == ["e0"] and names(out["black_list"]) == ["e2"]
+    assert any("lists of at most 1" in n for n in out["notes"])
+    two = rank_period(rows[:2], config(list_size=3))
+    assert names(two["red_list"]) == ["e0"] and names(two["black_list"]) == ["e1"]
+
+
+@pytest.mark.parametrize(
+    ("scored", "list_size", "length"),
+    [(0, 3, 0), (1, 3, 0), (2, 3, 1), (3, 3, 1), (7, 3, 1), (8, 3, 2), (12, 3, 3), (14, 3, 3),
+     (40, 3, 3), (40, 5, 5), (8, 1, 1)],
+)  # fmt: skip
+def test_list_length_scales_with_the_scored_estates(
+    scored: int, list_size: int, length: int
+) -> None:
+    assert config(list_size=list_size).list_length(scored) == length
+
+
+def test_one_estate_alone_has_no_lists() -> None:
+    out = rank_period([ep("only", {"falling_objects": (3, 3000)})], config())
     assert out["red_list"] == [] and out["black_list"] == []
-    assert any("too few" in n for n in out["notes"])
-    assert out["estates"][0]["p_best_k"] is None
+    assert out["config"]["list_length"] == 0
+    assert any("nothing to compare" in n for n in out["notes"])
+    assert out["estates"][0]["p_best_k"] is None and out["estates"][0]["score"] is not None
 
 
 # --- unobservable indicators and companies ---------------------------------------------------
@@ -370,13 +393,41 @@ def test_periods_across_a_new_year_and_period_ids() -> None:
     got = periods(date(2025, 12, 15), 40, ["month"])
     assert got == [Period("2025-12", 0, 17, "month", 31), Period("2026-01", 17, 40, "month", 31)]
     assert periods(date(2026, 1, 1), 365, ["half"])[1] == Period("2026-H2", 181, 365, "half", 184)
-    assert [period_kind(p) for p in ("2026-03", "2026-Q2", "2026-H1")] == [
+    assert [period_kind(p) for p in ("run", "2026-03", "2026-Q2", "2026-H1")] == [
+        "run",
         "month",
         "quarter",
         "half",
     ]
     with pytest.raises(ValueError):
         period_kind("2026-W12")
+
+
+def test_the_run_itself_is_always_a_period() -> None:
+    assert run_period(7) == Period("run", 0, 7, "run", 7)
+    assert not run_period(7).partial and run_period(7).coverage == 1.0
+    week = ranked_periods(date(2026, 3, 2), 7, ["month", "quarter", "half"])
+    assert week == [run_period(7)]
+    with pytest.raises(ValueError):
+        run_period(0)
+
+
+def test_a_92_day_run_ranks_its_half_year_on_the_one_coverage_rule() -> None:
+    """92 days from 2 March cover 92 of H1's 181 days (at least half): ranked, partial. There
+    is no second, length rule that would drop it again."""
+    got = ranked_periods(date(2026, 3, 2), 92, ["month", "quarter", "half"])
+    assert [(p.id, p.days, p.partial) for p in got] == [
+        ("run", 92, False),
+        ("2026-03", 30, True),
+        ("2026-04", 30, False),
+        ("2026-05", 31, False),
+        ("2026-Q2", 62, True),  # 62 of 91 days; June has 1 of 30 and is left out
+        ("2026-H1", 92, True),
+    ]
+    assert got[-1].coverage == pytest.approx(92 / 181)
+    # the rule is the coverage, whatever the period's length: 60% of a quarter, not of a month
+    assert [p.id for p in periods(date(2026, 4, 1), 55, ["quarter"], 0.6)] == ["2026-Q2"]
+    assert periods(date(2026, 4, 1), 54, ["quarter"], 0.6) == []
 
 
 # --- determinism and bad input ---------------------------------------------------------------

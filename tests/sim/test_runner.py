@@ -20,17 +20,18 @@ SEEDS = ROOT / "seeds"
 
 # Golden values: tiny, 2 days, seed 1. A change here means the simulated world (or the events'
 # JSON) changed: say so in the commit message and update the digests. The events' JSON changed
-# once, to msgspec's (``type`` first); alerts, work orders and truth did not.
+# once, to msgspec's (``type`` first); alerts, work orders and truth did not. The world changed
+# with issue 13 (clip reviews, e-bike repeat visits, prevention, staff report before the fix).
 # "traffic" is every event the run sent, heartbeats built again from heartbeats.jsonl: the same
 # bytes as the events.jsonl of a run that steps every heartbeat (tests/sim/world/test_heartbeats).
 GOLDEN = {
-    "traffic": "e1d089c29126581b02f686dbecb604663896442f701b9c8b1b1a40e13e3eec70",
-    "events.jsonl": "0898ae6a3c3bdf5759595c4d91ff143eb69e9f316a24f40a52e35331d32b4f1a",
-    "events.delivered": "264f84c67df110029582527949df7d344a62205874176983a0df9ba8164cae4c",
-    "heartbeats.jsonl": "043d13197f94db544d4562dade3dd474f4ce94a1638984b08931adcc5bd1d732",
-    "truth.jsonl": "57a2efe76223b6ccc498bd0a10f789479a83b640f357fb9c40276cd16426e43a",
-    "alerts.jsonl": "1733f401badae586086803af682d25a924e9819e941b5f1f4ebdbf754a15fc85",
-    "workorders.jsonl": "94b1610d20e5c9b978afb2e2f49e8acb612c016c0fb4267a7b5fc9bb6f6d6375",
+    "traffic": "22991fb6cba39aa601071f9eb7953eeae235efd88bdf99f94681c3b077d05c6b",
+    "events.jsonl": "124faef4785929e568469c05004e355e8f79f6913cfad3ce64fd4a90a37afb21",
+    "events.delivered": "db94e24035072387125ddae89581ed04f0132876abe9fbbd96787b7625e01193",
+    "heartbeats.jsonl": "010df8f9cd8af6f0a5c440b21bc1336dfad758bd65729be00e4572e95f38f6f4",
+    "truth.jsonl": "03d1ff7122ca3a707c05754c3dafc78598e8c2c704aabdd3b063b92d6a39639f",
+    "alerts.jsonl": "05db58481c6e769b8015edad9e737240e770904d19773dd4a579f1738a93ac8d",
+    "workorders.jsonl": "d2e84a88e62d8748daac4564b3f99aee1cf0c3bd0a0fbbda09e2ab88bbd9293d",
 }
 
 

@@ -66,10 +66,13 @@ def four(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_the_run_writes_rankings_for_its_month(four: Path) -> None:
+def test_the_run_writes_rankings_for_itself_and_its_month(four: Path) -> None:
     r = json.loads((four / "rankings.json").read_text(encoding="utf-8"))
-    assert [p["period"]["id"] for p in r["periods"]] == ["2026-03"]
-    period = r["periods"][0]
+    assert [p["period"]["id"] for p in r["periods"]] == ["run", "2026-03"]
+    assert r["left_out"] == ["quarter", "half"]
+    whole, period = r["periods"]
+    assert whole["period"]["kind"] == "run" and whole["period"]["days"] == 31
+    assert period["period"]["days"] == 31 and not period["period"]["partial"]
     assert {e["estate"] for e in period["estates"]} == {"e0", "e1", "e2", "e3"}
     for e in period["estates"]:
         lo, hi = e["interval"]
@@ -90,13 +93,16 @@ def test_rank_prints_the_lists(four: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["rank", str(four), "--period", "month"]) == 0
     out = capsys.readouterr().out
     assert "== 2026-03" in out and "Red list" in out and "Black list" in out and "小区" in out
+    assert main(["rank", str(four)]) == 0  # the whole run by default
+    out = capsys.readouterr().out
+    assert out.startswith("== run: whole run, 31 days") and "== 2026-03" not in out
 
 
 @pytest.mark.parametrize(
     ("args", "old", "new", "words"),
     [
-        (["--period", "quarter"], "", "", "longer than the run"),
-        ([], "list_size: 1", "list_size: 9", "larger than the number of estates"),
+        (["--period", "quarter"], "", "", "periods[1]: no calendar quarter has at least 50%"),
+        ([], "min_coverage: 0.5", "min_coverage: 2", "min_coverage: Input should be less"),
         ([], "reopens: {weight: 5}", "reopens: {weight: -5}", "greater than or equal to 0"),
         ([], "reopens: {weight: 5}", "happiness: {weight: 5}", "happiness"),
     ],
@@ -134,7 +140,8 @@ def test_rankings_are_published_retained(tmp_path: Path) -> None:
 
         def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
             got.append((msg.topic, json.loads(msg.payload), bool(msg.retain)))
-            done.set()
+            if len(got) == 2:
+                done.set()
 
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         c.on_message = on_message
@@ -144,10 +151,13 @@ def test_rankings_are_published_retained(tmp_path: Path) -> None:
             f"{prefix}/rankings/#", qos=1
         )  # after the run: only a retained message can come
         try:
-            assert done.wait(10), "no retained ranking"
+            assert done.wait(10), f"not both retained rankings: {got}"
         finally:
             c.disconnect()
             c.loop_stop()
-    topic, payload, retained = got[0]
-    assert topic == f"{prefix}/rankings/2026-03" and retained
-    assert payload["period"]["id"] == "2026-03"
+    got.sort(key=lambda m: m[0])
+    assert [(topic, retained) for topic, _, retained in got] == [
+        (f"{prefix}/rankings/2026-03", True),
+        (f"{prefix}/rankings/run", True),
+    ]
+    assert [payload["period"]["id"] for _, payload, _ in got] == ["2026-03", "run"]

@@ -139,10 +139,13 @@ def test_dead_devices_stay_dead_and_the_silence_rule_sees_them(runs: dict[str, P
             if e["device_id"] == f["device_id"] and e["sim_seconds"] > f["start_s"] + 60
         ]
         assert not after
-    repairs = [
+    died = {f["device_id"]: f["start_s"] for f in dead}
+    repairs = [  # repairs of the dead device once it was dead (before, it could break and be fixed)
         t
         for t in truth
-        if t["kind"] == "response" and t.get("device_id") in {f["device_id"] for f in dead}
+        if t["kind"] == "response"
+        and t.get("device_id") in died
+        and t["end_s"] > died[t["device_id"]]
     ]
     assert all(not r["effective"] for r in repairs)
     alerts = read_jsonl(out / "alerts.jsonl")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -40,9 +42,21 @@ def test_xinhong_has_what_the_design_asks_for() -> None:
     sc = load_scenario(SEEDS / "xinhong.yaml")
     assert {g.name for g in sc.grids} == {"爱博", "华美", "航华", "枢纽"}
     estates = {e.name: e for _, e in sc.estates()}
-    assert len(estates) >= 14
-    assert {"爱博二村", "爱博四村", "爱博五村"} <= set(estates)
-    assert len({c.diligence for c in sc.companies}) >= 5
+    # the source's 20 party organisations: 14 residential areas and 6 villages, one a cooperative
+    assert len(estates) == 20
+    villages = [e for e in estates.values() if e.id.endswith(("-cun", "-coop"))]
+    assert len(villages) == 6 and sum(e.id.endswith("-coop") for e in villages) == 1
+    assert {"爱博二村", "爱博四村", "爱博五村", "航一七"} <= set(estates)
+    # 13 companies (the skills contest), each with an estate, most with two or more
+    assert len(sc.companies) == 13
+    managed = Counter(e.company for e in estates.values())
+    assert set(managed) == {c.id for c in sc.companies}
+    assert sum(n >= 2 for n in managed.values()) > len(sc.companies) / 2
+    # latent diligence over a wide range, both ends populated
+    diligence = sorted(c.diligence for c in sc.companies)
+    assert diligence[0] <= 0.15 and diligence[-1] >= 0.9
+    assert sum(d >= 0.75 for d in diligence) >= 3 and sum(d < 0.35 for d in diligence) >= 3
+    assert max(b - a for a, b in itertools.pairwise(diligence)) <= 0.1
     aibo4 = estates["爱博四村"]
     assert {d.kind for d in aibo4.devices if d.day == 0} == {
         "ebike_blocker",
