@@ -5,7 +5,9 @@ Two things a housing office knows that no device tells it:
 - **Confirmed incidents.** A falling-object alarm counts once staff confirmed it on the clip
   (``staff_review``, verdict ``confirmed``); birds and laundry dismissed on review do not.
 - **Inspections.** Each month the office inspects a sample of the work orders closed in it
-  (:data:`INSPECT_SHARE`): did someone really act, and did it fix the problem? The inspector sees
+  (:data:`INSPECT_SHARE`) that asked the company for work: not an alarm staff dismissed as false on
+  the clip, nor a hazard that went away by itself before anyone was due to answer it. Did someone
+  really act, and did it fix the problem? The inspector sees
   what happened on site (the truth of the company's response), with an error of its own
   (:data:`INSPECTOR_ERROR`). Which orders are sampled and how the inspector errs follow from the
   order's id and the run's seed alone, so a rerun inspects the same orders the same way.
@@ -26,6 +28,7 @@ import numpy as np
 __all__ = [
     "INSPECTOR_ERROR",
     "INSPECT_SHARE",
+    "asked_for_work",
     "confirmed_reviews",
     "inspect",
     "staff_events",
@@ -60,6 +63,16 @@ def confirmed_reviews(
     return out
 
 
+def asked_for_work(closed: Mapping[str, Any], acknowledged: bool) -> bool:
+    """Whether a closed work order asked the company for work: not a false alarm staff dismissed
+    on review, nor a hazard gone before anyone acknowledged it and before the answer was due."""
+    reason = closed.get("reason")
+    if reason == "staff_false_alarm":
+        return False
+    vanished = reason == "hazard_gone" and not acknowledged
+    return not (vanished and float(closed["sim_seconds"]) <= float(closed.get("ack_due_s", 0.0)))
+
+
 def _fixed_by(truth: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
     """Trigger event -> whether a company response to it worked (any of them)."""
     out: dict[str, bool] = {}
@@ -85,8 +98,11 @@ def inspect(
     fixed = _fixed_by(truth)
     out = []
     seen: set[str] = set()
+    acked: set[str] = set()
     for w in workorders:
-        if w.get("change") != "closed":
+        if w.get("change") == "acknowledged":
+            acked.add(str(w["workorder_id"]))
+        if w.get("change") != "closed" or not asked_for_work(w, str(w["workorder_id"]) in acked):
             continue
         wid = str(w["workorder_id"])
         key = f"{wid}@{w['sim_seconds']}"  # a re-opened order closes again: inspected again

@@ -22,7 +22,7 @@ from typing import Any
 from rules.model import Rule
 from rules.periods import Period
 from rules.rankings import EstatePeriod
-from sim.report.inspections import confirmed_reviews
+from sim.report.inspections import asked_for_work, confirmed_reviews
 
 __all__ = ["RunRecords", "estate_periods"]
 
@@ -189,17 +189,21 @@ def _orders(run: RunRecords, p0: float, p1: float) -> dict[str, list[dict[str, A
             rec = state.setdefault(wid, {"estate": w["estate"], "reopens": 0, "done": False})
             if w["change"] == "reopened":
                 rec["reopens"] += int(rec["done"])  # the hazard persisted after "done"
-            rec.update(ack_in_sla=False, on_time=False, done=False)
+            rec.update(ack_in_sla=False, on_time=False, done=False, acked=False, counts=True)
         elif wid in state:
             rec = state[wid]
             if w["change"] == "acknowledged":
                 rec["ack_in_sla"] = bool(w.get("within_sla"))
+                rec["acked"] = True
             elif w["change"] == "closed":
                 # done by staff, or a false alarm dismissed: "not found" leaves the hazard
                 settled = w.get("reason") in ("staff_done", "staff_false_alarm")
                 rec["on_time"] = settled and bool(w.get("on_time"))
                 rec["done"] = w.get("reason") == "staff_done"
+                # a hazard gone before anyone was due to answer it asked nothing of the company
+                rec["counts"] = w.get("reason") != "hazard_gone" or asked_for_work(w, rec["acked"])
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in state.values():
-        out[rec["estate"]].append(rec)
+        if rec["counts"]:
+            out[rec["estate"]].append(rec)
     return out
