@@ -27,8 +27,11 @@ A list that names an estate on thin evidence is unfair, so every step carries it
    ``k`` a list (highest probability first), with the reason: the indicators that moved its score
    most from an average estate's (weight share × (sub-score − average sub-score), in points), and
    any veto.
-5. Companies are scored by their estates' scores weighted by households, on the same draws; given
-   their latent diligence, Kendall's tau-b measures how well the ranking recovers it.
+5. Companies are scored by their estates' scores weighted by households, on the same draws.
+6. Given the companies' latent diligence (the simulation's truth), :mod:`rules.rankvalidity` says
+   how well the finished ranking recovers it (Kendall's tau with an interval, each indicator's tau
+   alone, estate scores against diligence, diligent companies' estates on the black list). It
+   runs last and draws nothing, so diligence never changes a score, a draw or a list.
 """
 
 from __future__ import annotations
@@ -55,11 +58,13 @@ from rules.rankscore import (
     sub_score,
 )
 from rules.rankstats import jaccard, kendall_tau, rank_draws, stability
+from rules.rankvalidity import add_stability, period_validity
 from rules.shrinkage import stable_hash
 
 __all__ = [
     "EstatePeriod",
     "Period",
+    "add_stability",
     "jaccard",
     "kendall_tau",
     "period_kind",
@@ -210,7 +215,8 @@ def rank_period(
 ) -> dict[str, Any]:
     """Scores, bands, intervals, lists and the company ranking of one period, as a JSON-able dict.
     Deterministic given the inputs (in any order) and ``cfg``. ``period`` adds its calendar span
-    to the output; ``diligence`` (company id -> latent diligence) adds the validity check."""
+    to the output; ``diligence`` (company id -> latent diligence) adds the validity block
+    (:func:`rules.rankvalidity.period_validity`) and changes nothing else."""
     rows = _check_rows(estates)
     pid = rows[0].period_id
     if period is not None and (period.id != pid or period.days != rows[0].days):
@@ -222,8 +228,11 @@ def rank_period(
     hits = apply_vetoes(cfg, scores)
     lists = _Lists(rows, scores, cfg)
     lists.draw_ranks(rng)
-    companies, validity = company_scores(rows, scores, rng, diligence)
+    companies, comp = company_scores(rows, scores, rng)
     red, black = lists.named(hits, ref, worst=False), lists.named(hits, ref, worst=True)
+    validity = None
+    if diligence is not None:  # the truth, held against the finished ranking only
+        validity = period_validity(rows, scores, comp, black, diligence)
 
     point = scores.point
     order = sorted(lists.idx, key=lambda i: (-round(float(point[i]), 9), rows[i].estate))

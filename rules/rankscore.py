@@ -7,7 +7,6 @@ stays readable. Everything here works on estates sorted by id, as arrays over es
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,15 +14,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rules.rankconfig import INDICATOR_NAMES, INDICATORS, RankConfig
-from rules.rankstats import kendall_tau, kendall_tau_draws, rank_draws
+from rules.rankstats import rank_draws
 from rules.shrinkage import Prior, draw, fit_prior, posterior_mean
 
 __all__ = [
+    "CompanyScores",
     "EstatePeriod",
     "IndicatorFit",
     "Scores",
     "apply_vetoes",
     "company_scores",
+    "household_mean",
     "interval",
     "rank_interval",
     "reasons",
@@ -208,14 +209,27 @@ def reasons(i: int, scores: Scores, ref: float, worst: bool) -> list[dict[str, A
     return [f[2] for f in sorted(found, key=lambda f: (f[0], f[1]))[:REASONS]]
 
 
+@dataclass
+class CompanyScores:
+    """The scored companies (``ids``, sorted), their point scores and draws (draws, companies)."""
+
+    ids: list[str]
+    point: Floats
+    draws: Floats
+
+
+def household_mean(rows: list[EstatePeriod], values: Floats, members: list[int]) -> Floats:
+    """The households-weighted mean of ``values`` (estates on the last axis) over ``members``:
+    how a company's score is made of its estates' scores."""
+    h = np.array([rows[i].households for i in members], dtype=np.float64)
+    return np.asarray(values[..., members] @ h / h.sum())
+
+
 def company_scores(
-    rows: list[EstatePeriod],
-    scores: Scores,
-    rng: np.random.Generator,
-    diligence: Mapping[str, float] | None,
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Companies by their scored estates' scores weighted by households, on the same draws; with
-    ``diligence``, Kendall's tau of the company scores against it (and its interval over draws)."""
+    rows: list[EstatePeriod], scores: Scores, rng: np.random.Generator
+) -> tuple[list[dict[str, Any]], CompanyScores]:
+    """Companies by their scored estates' scores weighted by households, on the same draws. No
+    truth here: how well this recovers the companies' diligence is :mod:`rules.rankvalidity`'s."""
     scored = scores.wsum > 0
     ids = sorted({r.company for r in rows})
     members = {c: [i for i, r in enumerate(rows) if r.company == c and scored[i]] for c in ids}
@@ -223,9 +237,8 @@ def company_scores(
     ndraw = scores.draws.shape[0]
     cpoint, cdraw = np.zeros(len(ranked)), np.zeros((ndraw, len(ranked)))
     for j, c in enumerate(ranked):
-        h = np.array([rows[i].households for i in members[c]], dtype=np.float64)
-        cpoint[j] = float(scores.point[members[c]] @ h / h.sum())
-        cdraw[:, j] = scores.draws[:, members[c]] @ h / h.sum()
+        cpoint[j] = float(household_mean(rows, scores.point, members[c]))
+        cdraw[:, j] = household_mean(rows, scores.draws, members[c])
     ranks = rank_draws(cdraw, rng)
     order = sorted(range(len(ranked)), key=lambda j: (-round(float(cpoint[j]), 9), ranked[j]))
     out: list[dict[str, Any]] = []
@@ -245,17 +258,4 @@ def company_scores(
                 "rank_interval": rank_interval(ranks[:, j]) if j >= 0 else None,
             }
         )
-    if diligence is None:
-        return out, None
-    both = [j for j, c in enumerate(ranked) if c in diligence]
-    dil = np.array([diligence[ranked[j]] for j in both], dtype=np.float64)
-    tau = kendall_tau(cpoint[both], dil) if len(both) >= 2 else math.nan
-    taus = kendall_tau_draws(cdraw[:, both], dil)
-    ok = taus[np.isfinite(taus)]
-    return out, {
-        "kendall_tau": rnd(tau, 4),
-        "interval": interval(ok) if len(ok) else None,
-        "companies": len(both),
-        "missing_diligence": [c for c in ranked if c not in diligence],
-        "what": "Kendall tau-b between the companies' scores and their latent diligence",
-    }
+    return out, CompanyScores(ranked, cpoint, cdraw)

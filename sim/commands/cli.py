@@ -145,6 +145,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_export_parser(sub)
 
+    from sim.commands.validity import add_validity_parser
+
+    add_validity_parser(sub)
     add_facts_parser(sub)
     sch = sub.add_parser("schema", help="print a JSON Schema")
     sch.add_argument("which", choices=sorted(SCHEMAS))
@@ -364,6 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sim.commands.export import export_command
 
             return export_command(args)
+        if args.command == "validity":
+            from sim.commands.validity import validity_command
+
+            return validity_command(args)
         if args.command == "bench":
             from sim.commands.bench import bench_command
 

@@ -127,7 +127,10 @@ def _in_process(
         local.subscribe_runs(writer.run_closed)
 
         def finish(end_s: float) -> tuple[dict[str, Any], EngineOutcome]:
-            return {"kind": "none", "published": local.published}, finish_engine(writer, end_s)
+            outcome = finish_engine(writer, end_s)
+            fa.flush()  # the rankings read these files before they are closed
+            fw.flush()
+            return {"kind": "none", "published": local.published}, outcome
 
         yield local, finish, None
 

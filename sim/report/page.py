@@ -9,14 +9,16 @@ bytes: nothing on the page depends on the clock, and the plots are drawn determi
 
 The page, in order: the run; the red and black lists (红黑榜) per period, the whole run and the
 latest month, quarter and half-year first and the rest folded, each entry with its score interval and reasons; the
-company ranking with Kendall's tau against the companies' latent diligence; a radar health profile
+company ranking; how well the ranking recovers the companies' latent diligence (Kendall's tau with
+its interval, each indicator alone, estate scores, list stability); a radar health profile
 (健康画像) per estate; before/after curves for estates that installed devices mid-run; per-rule
 precision and recall; alerts over time; work-order timeliness. Without ``rankings.json`` the page
 says so and leaves out the lists, the company ranking and the profiles.
 
 This module reads the run folder and assembles the page; the sections live in
 :mod:`sim.report.ranksections` (from ``rankings.json``) and :mod:`sim.report.runsections` (from the event
-logs), and the HTML helpers they share in :mod:`sim.report.html`.
+logs), the validity tables in :mod:`sim.report.validitysection`, and the HTML helpers they share
+in :mod:`sim.report.html`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sim.report.runsections import (
     rules_section,
     workorders_section,
 )
+from sim.report.validitysection import validity_section
 
 __all__ = ["REPORT_NAME", "write_report"]
 
@@ -90,6 +93,7 @@ def render(data: RunData, plots: ModuleType) -> str:
         [
             ("lists", "Red and black lists"),
             ("companies", "Company ranking"),
+            ("validity", "Validity: the ranking against the truth"),
             ("profiles", "Health profiles"),
         ]
         if rk
@@ -113,6 +117,7 @@ def render(data: RunData, plots: ModuleType) -> str:
             body += [
                 lists_section(page, rk),
                 companies_section(page, rk),
+                validity_section(page, rk),
                 profiles_section(page, rk),
             ]
         except (KeyError, IndexError, TypeError, ValueError) as e:

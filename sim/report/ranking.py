@@ -4,7 +4,9 @@ Every run is ranked over its whole length (period ``run``) and over each calenda
 and half-year it covers enough of (:func:`rules.periods.ranked_periods`: one coverage rule,
 ``min_coverage``); the configured kinds with no period covered enough are listed in ``left_out``.
 Every period is ranked with :func:`rules.rankings.rank_period` on inputs built by
-:mod:`sim.report.rankinputs`, and list stability across consecutive periods is reported.
+:mod:`sim.report.rankinputs`, and list stability across consecutive periods is reported. The
+scenario's company diligence (the simulation's truth) is passed on for the validity block only
+(:mod:`rules.rankvalidity`); the inputs to every score are the run's observable records.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from rules.model import RuleFile
 from rules.periods import Period, PeriodKind, periods, ranked_periods, run_period
 from rules.rankconfig import RankConfig, RankConfigError, check_config
 from rules.rankings import rank_period
-from rules.rankstats import stability
+from rules.rankvalidity import add_stability
 from sim.errors import BadInput
 from sim.files.records import read_jsonl, run_info
 from sim.files.yamlio import load_yaml, validate_loaded
@@ -148,7 +150,7 @@ def compute_rankings(
         "min_coverage": cfg.min_coverage,
         "periods": results,
         "left_out": left_out,
-        "stability": stability(results),
+        "stability": add_stability(results),  # and each period's validity.stability
     }
 
 
@@ -242,8 +244,10 @@ def _format_rank(rankings: dict[str, Any], kind: str, where: str) -> str:
                 rows,
             )
         )
-        tau = res.get("validity", {}).get("kendall_tau")
+        validity = res.get("validity") or {}
+        tau = validity.get("kendall_tau")
         if tau is not None:
-            parts.append(f"Companies vs latent diligence: Kendall tau {tau}")
+            iv = _iv(validity.get("interval"), "{:.2f}")
+            parts.append(f"Companies vs latent diligence: Kendall tau {tau} (95% {iv})")
         parts.append("")
     return "\n".join(parts)

@@ -223,52 +223,24 @@ def lists_section(page: Page[RunData], rk: Mapping[str, Any]) -> str:
             f" covers at least {cover:.0%} of its days (min_coverage), and no period of these"
             " kinds is covered that much.</p>"
         )
-    stab = rk.get("stability") or []
-    if stab:
-        rows = [
-            [
-                esc(s["kind"]),
-                esc(s["from"]),
-                esc(s["to"]),
-                num(s.get("red_jaccard")),
-                num(s.get("black_jaccard")),
-            ]
-            for s in stab
-        ]
+    if rk.get("stability"):
         out.append(
-            "<h3>Stability between consecutive periods</h3><p>Jaccard overlap of the "
-            "lists (1: the same estates, 0: none in common, –: both empty).</p>"
+            '<p>How stable the lists are from one period to the next is in <a href="#validity">'
+            "Validity</a>.</p>"
         )
-        out.append(table(["kind", "from", "to", "red list", "black list"], rows, numeric=(3, 4)))
     out.append("</section>")
     return "".join(out)
 
 
 def companies_section(page: Page[RunData], rk: Mapping[str, Any]) -> str:
-    periods = sorted(
-        rk["periods"], key=lambda p: (KINDS.index(p["period"]["kind"]), _period_key(p))
-    )
     out = [
         '<section id="companies"><h2>Company ranking</h2>',
-        "<p>Companies are scored by their estates' scores weighted by households. Kendall's "
-        "τ-b compares that ranking with the companies' latent diligence in the scenario (1: the "
-        "same order, 0: unrelated, −1: reversed); its interval is over the posterior draws.</p>",
+        "<p>Companies are scored by their estates' scores weighted by households. The plot "
+        "sets each company's score against its latent diligence in the scenario, with Kendall's "
+        "τ-b of the two (1: the same order, 0: unrelated, −1: reversed); every period's τ, its "
+        'interval and the other checks against the truth are in <a href="#validity">Validity'
+        "</a>.</p>",
     ]
-    rows = []
-    for p in periods:
-        v = p.get("validity") or {}
-        rows.append(
-            [
-                esc(p["period"]["id"]),
-                esc(KIND_NAME[p["period"]["kind"]]),
-                num(v.get("kendall_tau"), 3),
-                ivl(v.get("interval"), 3),
-                num(v.get("companies")),
-            ]
-        )
-    out.append(
-        table(["period", "kind", "Kendall τ", "95% interval", "companies"], rows, numeric=(2, 3, 4))
-    )
     latest, rest = latest_and_rest(rk["periods"])
     panels = []
     for p in latest:

@@ -354,9 +354,9 @@ def test_jaccard_and_stability_between_consecutive_periods() -> None:
     ]
     assert stability(res) == [
         {"kind": "month", "from": "2026-04", "to": "2026-05", "red_jaccard": 0.5,
-         "black_jaccard": 0.5},
+         "black_jaccard": 0.5, "score_spearman": None, "estates_compared": 0},
         {"kind": "month", "from": "2026-05", "to": "2026-06", "red_jaccard": 0.0,
-         "black_jaccard": 0.5},
+         "black_jaccard": 0.5, "score_spearman": None, "estates_compared": 0},
     ]  # fmt: skip
 
 

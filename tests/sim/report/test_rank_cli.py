@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 
 from sim.commands.cli import main
 from sim.mqtt.broker import EmbeddedBroker
 from sim.mqtt.carrier import Link
+from sim.report.ranking import compute_rankings
 from sim.runner import run_to_folder
 from sim.world.scenario import load_scenario
 
@@ -161,3 +164,33 @@ def test_rankings_are_published_retained(tmp_path: Path) -> None:
         (f"{prefix}/rankings/run", True),
     ]
     assert [payload["period"]["id"] for _, payload, _ in got] == ["2026-03", "run"]
+
+
+def test_diligence_in_the_run_folder_changes_only_the_validity(four: Path, tmp_path: Path) -> None:
+    """The scenario's diligence is the truth: ranking the same records under another diligence
+    changes the validity figures and nothing else (no score, interval, rank or list)."""
+    swapped = tmp_path / "swapped"
+    shutil.copytree(four, swapped)
+    path = swapped / "scenario.resolved.yaml"
+    sc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for c in sc["companies"]:
+        c["diligence"] = {"good": 0.2, "poor": 0.9}[c["id"]]
+    path.write_text(yaml.safe_dump(sc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    cfg = config(tmp_path)
+    before, after = compute_rankings(four, cfg), compute_rankings(swapped, cfg)
+
+    def blind(r: dict[str, Any]) -> str:
+        periods = [{k: v for k, v in p.items() if k != "validity"} for p in r["periods"]]
+        return json.dumps({**r, "periods": periods}, sort_keys=True)
+
+    assert blind(before) == blind(after)
+    taus = [(p["validity"]["kendall_tau"], q["validity"]["kendall_tau"])
+            for p, q in zip(before["periods"], after["periods"], strict=True)]  # fmt: skip
+    assert all(a == -b for a, b in taus if a is not None) and any(a is not None for a, _ in taus)
+
+
+def test_the_runs_own_rankings_read_every_record(four: Path, tmp_path: Path) -> None:
+    """Ranked at the end of an in-process run, the records must all be on disk by then: ranking
+    the finished folder again gives the same rankings.json."""
+    again = compute_rankings(four, config(tmp_path))
+    assert json.loads((four / "rankings.json").read_text(encoding="utf-8")) == again

@@ -75,6 +75,7 @@ grids:
 HEADINGS = (
     "Red and black lists (红黑榜)",
     "Company ranking",
+    "Validity: the ranking against the truth",
     "Health profiles (健康画像)",
     "Rule precision and recall",
     "Alerts over time",
@@ -243,7 +244,7 @@ def test_two_estates_with_a_mid_run_install(two: Path) -> None:
     # forest plots (2 latest months: one kind), companies, radar, before/after, rules, alerts,
     # timeliness, ack times
     assert len(pngs) >= 8
-    assert headings(page) == [*HEADINGS[:3], BEFORE_AFTER, *HEADINGS[3:]]
+    assert headings(page) == [*HEADINGS[:4], BEFORE_AFTER, *HEADINGS[4:]]
     assert page.index("2026-04: month") < page.index("Earlier periods")
     assert page.index("Earlier periods") < page.index("2026-03: month")
     assert "东苑" in page and "西村" in page and "好物业" in page  # names, not only ids
@@ -251,6 +252,10 @@ def test_two_estates_with_a_mid_run_install(two: Path) -> None:
     # west has no e-bike blocker: ranked on what is observable, and said so
     assert "ebike_entries" in page and "ranked only on what is observable" in page
     assert "Kendall" in page and "τ" in page
+    # validity: one row per period, and each indicator's tau alone (two companies: none)
+    validity = page[page.index('<section id="validity">') : page.index('<section id="profiles">')]
+    assert "companies τ" in validity and "diligent, black-listed" in validity
+    assert "falling_objects (weight 1)" in validity and "2026-04" in validity
     rk = json.loads((two / "rankings.json").read_text(encoding="utf-8"))
     for p in rk["periods"]:
         for entry in p["red_list"] + p["black_list"]:
@@ -285,7 +290,7 @@ def test_missing_rankings_is_said_and_skipped(two: Path, tmp_path: Path) -> None
     self_contained(page)
     images(page)
     assert "no rankings.json" in page
-    assert headings(page) == ["Rankings", BEFORE_AFTER, *HEADINGS[3:]]
+    assert headings(page) == ["Rankings", BEFORE_AFTER, *HEADINGS[4:]]
 
 
 @needs_matplotlib
