@@ -79,6 +79,8 @@ def finish_engine(writer: RecordWriter, end_s: float) -> EngineOutcome:
     """Run the engine's timers to the run's end, write what fires, and sum it up."""
     engine = writer.engine
     writer.write(engine.finish(end_s))
+    writer.alerts.flush()  # the rankings read these files before they are closed
+    writer.workorders.flush()
     orders = list(engine.s.workorders.orders.values())
     return EngineOutcome(
         counts=dict(writer.counts),

@@ -127,10 +127,7 @@ def _in_process(
         local.subscribe_runs(writer.run_closed)
 
         def finish(end_s: float) -> tuple[dict[str, Any], EngineOutcome]:
-            outcome = finish_engine(writer, end_s)
-            fa.flush()  # the rankings read these files before they are closed
-            fw.flush()
-            return {"kind": "none", "published": local.published}, outcome
+            return {"kind": "none", "published": local.published}, finish_engine(writer, end_s)
 
         yield local, finish, None
 
