@@ -35,7 +35,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from devices.events import EVENT_TYPES, DeviceEvent, StaffArrived, StaffDone, parse_event
+from devices.events import (
+    EVENT_TYPES,
+    DeviceEvent,
+    StaffArrived,
+    StaffDone,
+    StaffReview,
+    parse_event,
+)
 from rules.engine import Engine, Record
 from rules.model import RuleFile
 from rules.ruleset import RuleSet
@@ -58,7 +65,7 @@ __all__ = [
 ]
 
 STAFF_TYPES: frozenset[str] = frozenset(
-    str(cls.__struct_config__.tag) for cls in (StaffArrived, StaffDone)
+    str(cls.__struct_config__.tag) for cls in (StaffArrived, StaffDone, StaffReview)
 )
 _KNOWN = frozenset(t.encode() for t in EVENT_TYPES)
 _TYPE, _TIME, _ID = b'"type":"', b'"sim_seconds":', b'"event_id":"'

@@ -34,7 +34,7 @@ __all__ = [
     "staff_events",
 ]
 
-INSPECT_SHARE = 0.4  # of the closed work orders, each month
+INSPECT_SHARE = 0.6  # of the closed work orders, each month
 INSPECTOR_ERROR = 0.05  # the inspector calls a fix wrong (or a failure fixed) this often
 _STAFF_TYPES = (b'"type":"staff_review"', b'"type":"staff_done"')
 

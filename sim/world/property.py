@@ -228,7 +228,7 @@ class PropertyCompany:
 
     def _delay(self, median_s: float | None = None) -> float:
         median = self.median_response_s if median_s is None else median_s
-        delay = float(self.rng.lognormal(np.log(median), 0.6))
+        delay = float(self.rng.lognormal(np.log(median), self.staffing.response_spread))
         if self.night_duty:
             return delay
         env = self.world.env

@@ -95,7 +95,7 @@ class Behaviour(_Strict):
     """Resident behaviour rates (synthetic; calibrated to the facts in DESIGN.md)."""
 
     ebike_ownership: Share = 0.35
-    charger_share: Share = 0.10  # owners inclined to take the e-bike upstairs to charge
+    charger_share: Share = 0.12  # owners inclined to take the e-bike upstairs to charge
     charger_propensity: tuple[Share, Share] = (0.3, 0.8)
     ride_weekday: Share = 0.8
     ride_weekend: Share = 0.55
@@ -104,7 +104,7 @@ class Behaviour(_Strict):
     # up in a bag instead, for a while: each evening they might give that up too.
     battery_switch: Share = 0.06
     battery_quit: Share = 0.08
-    learn_blocked: Share = 0.35  # propensity cut after being blocked
+    learn_blocked: Share = 0.45  # propensity cut after being blocked
     learn_staff: Share = 0.6  # after a staff visit
     learn_police: Share = 0.9  # after a joint visit with the community police
     stubborn_share: Share = 0.1
@@ -161,6 +161,7 @@ class Staffing(_Strict):
 
     fast_response_minutes: Annotated[float, Field(gt=0.0)] = 20.0
     slow_response_minutes: Annotated[float, Field(gt=0.0)] = 360.0
+    response_spread: Annotated[float, Field(ge=0.0)] = 0.45  # lognormal sigma of response times
     visit_minutes: Annotated[float, Field(gt=0.0)] = 25.0
     working_hours: tuple[float, float] = (8.0, 20.0)
     notice_silent_minutes: Annotated[float, Field(ge=0.0)] = 45.0  # console: heartbeats missed
@@ -172,7 +173,7 @@ class Staffing(_Strict):
     review_minutes: tuple[Rate, Rate] = (5.0, 240.0)  # median delay before the clip is seen
     review_miss: tuple[Share, Share] = (0.03, 0.25)  # a real throw dismissed as a false alarm
     review_false_accept: tuple[Share, Share] = (0.005, 0.05)  # a bird or laundry taken for a throw
-    review_identify: tuple[Share, Share] = (0.95, 0.4)  # the window found from the clip itself
+    review_identify: tuple[Share, Share] = (0.97, 0.6)  # the window found from the clip itself
     # E-bike repeat offenders: the vendor console counts a blocker's detections like the rule does.
     ebike_repeat_count: PositiveInt = 3
     ebike_repeat_days: Rate = 7.0
