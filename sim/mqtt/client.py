@@ -46,7 +46,38 @@ class BurstClient(mqtt.Client):
     paho sizes a pass's reads by the client's own unacknowledged messages, so a client that only
     subscribes reads one packet per pass: a ``select`` (and a wake-up for its PUBACK) per message,
     which caps the engine's intake far below what one core can decode. Reading stops at the first
-    "nothing more" from the socket, as paho's own loop does."""
+    "nothing more" from the socket, as paho's own loop does.
+
+    And on the publishing side, paho wakes its network thread (a byte on a socket pair) for every
+    message queued; the woken thread then takes the interpreter lock from the publisher, message
+    after message. While another QoS 1 message of this client is in flight its PUBACK will wake
+    the loop anyway, which then writes everything queued: this client does not wake it again."""
+
+    def _packet_queue(
+        self,
+        command: int,
+        packet: bytes | bytearray,
+        mid: int,
+        qos: int,
+        info: Any = None,
+    ) -> MQTTErrorCode:
+        out = getattr(self, "_out_packet", None)
+        in_flight = getattr(self, "_inflight_messages", 0)
+        if out is None or getattr(self, "_thread", None) is None or in_flight < 2 or qos < 1:
+            rc: MQTTErrorCode = super()._packet_queue(command, packet, mid, qos, info)
+            return rc
+        out.append(
+            {
+                "command": command,
+                "mid": mid,
+                "qos": qos,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": info,
+            }
+        )
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         sock_of = getattr(self, "_sock", None)
