@@ -74,6 +74,21 @@ _DEFS = (
     IndicatorDef("inspection_pass", "proportion", "higher_better", 1.0,
                  "share of inspected work orders", "inspected work orders",
                  "closed work orders the office's monthly inspection found really fixed"),
+    # The same three, standardised for the kinds of order an estate gets (a 30-minute door alarm
+    # and a one-day repeat visit are not equally easy to answer in time): late or failed orders
+    # against what the district's rate for each kind of order would give (1.0 = the district).
+    IndicatorDef("late_acks", "rate", "lower_better", 1.0, "x the district's rate",
+                 "expected late acknowledgements",
+                 "work orders not acknowledged within their SLA, against the district's rate "
+                 "for the same kinds of order"),
+    IndicatorDef("late_settlements", "rate", "lower_better", 1.0, "x the district's rate",
+                 "expected late settlements",
+                 "work orders not settled by staff within their SLA, against the district's rate "
+                 "for the same kinds of order"),
+    IndicatorDef("failed_inspections", "rate", "lower_better", 1.0, "x the district's rate",
+                 "expected failed inspections",
+                 "inspected work orders found not fixed, against the district's rate for the same "
+                 "kinds of order"),
     IndicatorDef("reopens", "rate", "lower_better", 1.0, "per work order done",
                  "work orders staff reported done", "re-opens after staff reported an order done"),
     IndicatorDef("repeat_unhandled", "rate", "lower_better", 1.0, "per estate-month",

@@ -108,6 +108,19 @@ def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
             inspected[i["estate"]].append(bool(i["fixed"]))
     orders = _orders(run, p0, p1)
     unhandled = _unhandled_repeats(run, p0, p1)
+    late_ack = _standardised(
+        [(w["estate"], w["rule"], not w["ack_in_sla"]) for ws in orders.values() for w in ws]
+    )
+    late_settle = _standardised(
+        [(w["estate"], w["rule"], not w["on_time"]) for ws in orders.values() for w in ws]
+    )
+    failed = _standardised(
+        [
+            (i["estate"], i["rule_id"], not i["fixed"])
+            for i in run.inspections
+            if p0 <= i["closed_s"] < p1
+        ]
+    )
     rows = []
     for est in run.estates:
         eid = est["id"]
@@ -126,6 +139,9 @@ def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
             "ack_within_sla": (float(sum(w["ack_in_sla"] for w in mine)), float(len(mine))),
             "closed_on_time": (float(sum(w["on_time"] for w in mine)), float(len(mine))),
             "inspection_pass": (float(sum(checks)), float(len(checks))),
+            "late_acks": late_ack.get(eid, (0.0, 0.0)),
+            "late_settlements": late_settle.get(eid, (0.0, 0.0)),
+            "failed_inspections": failed.get(eid, (0.0, 0.0)),
             "reopens": (float(sum(w["reopens"] for w in done)), float(len(done))),
             # per estate-month, so that a quarter is not judged by a month's yardstick
             "repeat_unhandled": (float(unhandled[eid]), days / 30.0 if cam_days > 0 else 0.0),
@@ -142,6 +158,24 @@ def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
             )
         )
     return rows
+
+
+def _standardised(
+    outcomes: list[tuple[str, str, bool]],
+) -> dict[str, tuple[float, float]]:
+    """(estate, kind of order, failed) -> per estate (failures, expected failures), the expected
+    ones at the district's failure rate for each kind (indirect standardisation): an estate whose
+    orders are mostly of a kind everybody answers late is not worse for it."""
+    per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for _, kind, bad in outcomes:
+        per_kind[kind][0] += int(bad)
+        per_kind[kind][1] += 1
+    out: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for estate, kind, bad in outcomes:
+        fails, n = per_kind[kind]
+        out[estate][0] += float(bad)
+        out[estate][1] += fails / n
+    return {e: (v[0], v[1]) for e, v in out.items()}
 
 
 def _unhandled_repeats(
@@ -186,7 +220,9 @@ def _orders(run: RunRecords, p0: float, p1: float) -> dict[str, list[dict[str, A
                 continue
             if wid not in state and w["change"] == "reopened":
                 continue  # opened before the period
-            rec = state.setdefault(wid, {"estate": w["estate"], "reopens": 0, "done": False})
+            rec = state.setdefault(
+                wid, {"estate": w["estate"], "rule": w["rule_id"], "reopens": 0, "done": False}
+            )
             if w["change"] == "reopened":
                 rec["reopens"] += int(rec["done"])  # the hazard persisted after "done"
             rec.update(ack_in_sla=False, on_time=False, done=False, acked=False, counts=True)
