@@ -18,6 +18,7 @@ rankings: an inspection is a noisy, sampled observation of it, like the office's
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -42,8 +43,6 @@ _STAFF_TYPES = (b'"type":"staff_review"', b'"type":"staff_done"')
 def staff_events(lines: Iterable[bytes]) -> list[dict[str, Any]]:
     """The staff-app reviews and completions among a run's event lines (others are skipped
     without being parsed: heartbeats and detections are most of them)."""
-    import json
-
     out = []
     for line in lines:
         if any(t in line[:40] for t in _STAFF_TYPES):
