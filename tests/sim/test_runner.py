@@ -21,17 +21,18 @@ SEEDS = ROOT / "seeds"
 # Golden values: tiny, 2 days, seed 1. A change here means the simulated world (or the events'
 # JSON) changed: say so in the commit message and update the digests. The events' JSON changed
 # once, to msgspec's (``type`` first); alerts, work orders and truth did not. The world changed
-# with issue 13 (clip reviews, e-bike repeat visits, prevention, staff report before the fix).
+# with issue 13 (clip reviews, e-bike repeat visits, prevention, staff report before the fix),
+# and again with its calibration (chargers, learning, response spread).
 # "traffic" is every event the run sent, heartbeats built again from heartbeats.jsonl: the same
 # bytes as the events.jsonl of a run that steps every heartbeat (tests/sim/world/test_heartbeats).
 GOLDEN = {
-    "traffic": "22991fb6cba39aa601071f9eb7953eeae235efd88bdf99f94681c3b077d05c6b",
-    "events.jsonl": "124faef4785929e568469c05004e355e8f79f6913cfad3ce64fd4a90a37afb21",
-    "events.delivered": "db94e24035072387125ddae89581ed04f0132876abe9fbbd96787b7625e01193",
-    "heartbeats.jsonl": "010df8f9cd8af6f0a5c440b21bc1336dfad758bd65729be00e4572e95f38f6f4",
-    "truth.jsonl": "03d1ff7122ca3a707c05754c3dafc78598e8c2c704aabdd3b063b92d6a39639f",
-    "alerts.jsonl": "05db58481c6e769b8015edad9e737240e770904d19773dd4a579f1738a93ac8d",
-    "workorders.jsonl": "d2e84a88e62d8748daac4564b3f99aee1cf0c3bd0a0fbbda09e2ab88bbd9293d",
+    "traffic": "9962def285a5eb67ca7ca5997043e8e820a306f6a4977778d8f72e9cbfe4f8f2",
+    "events.jsonl": "989f2cf93e8bd308ab061afcec9458c8dd3db0eae55136fd9da9f1104e0afa86",
+    "events.delivered": "5156912dcf723a663578b2143e668016d419c9951adb21b5f94bf872b3c713f8",
+    "heartbeats.jsonl": "8cfa7d1f99c54b1cfe74de507efc5ca359344a8530d6e456dd261400bf80e6c6",
+    "truth.jsonl": "579834a54e0de2e6dba3745eeec60f721ca36d9f4bcbcd1a8ffeb813e928cea3",
+    "alerts.jsonl": "43a0d900e1004c4e78ca0445b46b11a1918397951ac3520e76d27b193bee2237",
+    "workorders.jsonl": "5ec6453d450a09c2f5b8ea6103ccef9cbf55b428e6c37c0b3b2e3eca1c33c988",
 }
 
 
