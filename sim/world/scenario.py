@@ -104,7 +104,7 @@ class Behaviour(_Strict):
     # up in a bag instead, for a while: each evening they might give that up too.
     battery_switch: Share = 0.06
     battery_quit: Share = 0.08
-    learn_blocked: Share = 0.45  # propensity cut after being blocked
+    learn_blocked: Share = 0.55  # propensity cut after being blocked
     learn_staff: Share = 0.6  # after a staff visit
     learn_police: Share = 0.9  # after a joint visit with the community police
     stubborn_share: Share = 0.1
@@ -172,7 +172,7 @@ class Staffing(_Strict):
     review_min_confidence: Share = 0.8
     review_minutes: tuple[Rate, Rate] = (5.0, 240.0)  # median delay before the clip is seen
     review_miss: tuple[Share, Share] = (0.03, 0.25)  # a real throw dismissed as a false alarm
-    review_false_accept: tuple[Share, Share] = (0.005, 0.05)  # a bird or laundry taken for a throw
+    review_false_accept: tuple[Share, Share] = (0.002, 0.02)  # a bird or laundry taken for a throw
     review_identify: tuple[Share, Share] = (0.97, 0.6)  # the window found from the clip itself
     # E-bike repeat offenders: the vendor console counts a blocker's detections like the rule does.
     ebike_repeat_count: PositiveInt = 3

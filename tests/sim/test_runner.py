@@ -22,17 +22,17 @@ SEEDS = ROOT / "seeds"
 # JSON) changed: say so in the commit message and update the digests. The events' JSON changed
 # once, to msgspec's (``type`` first); alerts, work orders and truth did not. The world changed
 # with issue 13 (clip reviews, e-bike repeat visits, prevention, staff report before the fix),
-# and again with its calibration (chargers, learning, response spread).
+# and again with its calibration (chargers, learning, response spread, clip false accepts).
 # "traffic" is every event the run sent, heartbeats built again from heartbeats.jsonl: the same
 # bytes as the events.jsonl of a run that steps every heartbeat (tests/sim/world/test_heartbeats).
 GOLDEN = {
-    "traffic": "9962def285a5eb67ca7ca5997043e8e820a306f6a4977778d8f72e9cbfe4f8f2",
-    "events.jsonl": "989f2cf93e8bd308ab061afcec9458c8dd3db0eae55136fd9da9f1104e0afa86",
-    "events.delivered": "5156912dcf723a663578b2143e668016d419c9951adb21b5f94bf872b3c713f8",
-    "heartbeats.jsonl": "8cfa7d1f99c54b1cfe74de507efc5ca359344a8530d6e456dd261400bf80e6c6",
-    "truth.jsonl": "579834a54e0de2e6dba3745eeec60f721ca36d9f4bcbcd1a8ffeb813e928cea3",
-    "alerts.jsonl": "43a0d900e1004c4e78ca0445b46b11a1918397951ac3520e76d27b193bee2237",
-    "workorders.jsonl": "5ec6453d450a09c2f5b8ea6103ccef9cbf55b428e6c37c0b3b2e3eca1c33c988",
+    "traffic": "d30f2d48123641ecbfd37c364577880fb15c63adbdbeab971b1f3a15c49ca2ce",
+    "events.jsonl": "265dbe9b8457c1cc230a46f1709b4bf1c014bb19aa1ae312544875bf82b2b46e",
+    "events.delivered": "3527d603c6b324f240c1623976bcba99f31843e924c579f97171c520b3ab5e89",
+    "heartbeats.jsonl": "36c16be5ec1dec06593e5ddbc8ed8a6e6af1e40f8c7a620c2282c732f2a00928",
+    "truth.jsonl": "4198c11e300e6af7043ab437b6811e9617172f8a141152d103ac4710dc377d92",
+    "alerts.jsonl": "8ff9cdb79ba76b1826f962ceee8101fa7702995c0319343371c287b2d1dcf6d1",
+    "workorders.jsonl": "20f5c190f7f8038273a20b0ddc418c4b90f9d07ae3281866817763d8e8b7c2e8",
 }
 
 
