@@ -62,6 +62,11 @@ def _indicator_names(periods: Sequence[Mapping[str, Any]]) -> list[str]:
     return names
 
 
+def _breakable(name: str) -> str:
+    """A zero-width space after each underscore: a long indicator name may wrap in a header."""
+    return name.replace("_", "_\u200b")
+
+
 def _indicator_tau(p: Mapping[str, Any], name: str) -> str:
     ind = ((p.get("validity") or {}).get("indicators") or {}).get(name) or {}
     return num(ind.get("kendall_tau"), 2)
@@ -123,7 +128,7 @@ def validity_section(page: Page[RunData], rk: Mapping[str, Any]) -> str:
         )
         out.append(
             table(
-                ["period", *(f"{n} (weight {num(weights.get(n), 0)})" for n in names)],
+                ["period", *(f"{_breakable(n)} (weight {num(weights.get(n), 0)})" for n in names)],
                 irows,
                 numeric=tuple(range(1, 1 + len(names))),
             )
