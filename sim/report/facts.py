@@ -113,9 +113,7 @@ def _refusals(blockers: Mapping[str, float], events: list[dict[str, Any]], end: 
     )  # fmt: skip
 
 
-def _entry_times(
-    truth: Iterable[Mapping[str, Any]], types: tuple[str, ...]
-) -> list[Mapping[str, Any]]:
+def _entries(truth: Iterable[Mapping[str, Any]], types: tuple[str, ...]) -> list[Mapping[str, Any]]:
     return [
         t for t in truth if t["kind"] == "incident" and t["type"] in types and t.get("elevator")
     ]
@@ -124,7 +122,7 @@ def _entry_times(
 def _entries_fall(blockers: Mapping[str, float], truth: list[dict[str, Any]], end: float) -> Fact:
     watched = {b.removesuffix("-blk"): t for b, t in blockers.items() if t + 28 * DAY <= end}
     week1 = week4 = 0
-    for t in _entry_times(truth, ("ebike_entry",)):
+    for t in _entries(truth, ("ebike_entry",)):
         inst = watched.get(t["elevator"])
         if inst is None:
             continue
@@ -150,7 +148,7 @@ def _hazard_fall(blockers: Mapping[str, float], truth: list[dict[str, Any]], end
         by_building[elevator.rsplit("-u", 1)[0]] = inst
     before = after = 0
     before_days = {b: min(14 * DAY, inst) for b, inst in by_building.items()}
-    for t in _entry_times(truth, ("ebike_entry", "battery_entry")):
+    for t in _entries(truth, ("ebike_entry", "battery_entry")):
         if t.get("outcome") != "went_up":
             continue
         installed = by_building.get(t["elevator"].rsplit("-u", 1)[0])
