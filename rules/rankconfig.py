@@ -59,6 +59,32 @@ class IndicatorDef:
 
 
 _DEFS = (
+    # How fast, against the district's orders of the same kind in the period (0.5 = the middle):
+    # each order scores the share of those that took longer, so every minute counts, not only
+    # which side of the SLA it fell, and an estate is not judged by the kinds of order it gets.
+    IndicatorDef("ack_speed", "proportion", "higher_better", 1.0,
+                 "share of the district's orders of the same kind answered more slowly",
+                 "work orders (each worth three trials)",
+                 "how fast staff acknowledged each work order, against the district's orders of "
+                 "the same kind (never acknowledged: the slowest)"),
+    IndicatorDef("settle_speed", "proportion", "higher_better", 1.0,
+                 "share of the district's orders of the same kind settled more slowly",
+                 "work orders (each worth three trials)",
+                 "how fast staff settled each work order (done, or dismissed as a false alarm), "
+                 "against the district's orders of the same kind (never settled by staff: the "
+                 "slowest)"),
+    IndicatorDef("inspection_pass", "proportion", "higher_better", 1.0,
+                 "share of inspected work orders", "inspected work orders",
+                 "closed work orders the office's monthly inspection found really fixed"),
+    IndicatorDef("site_defects", "proportion", "lower_better", 1.0,
+                 "share of inspected corridors", "corridors inspected",
+                 "corridors where the office's monthly site inspection found something out of "
+                 "order (an emergency light out, a fire door propped open, an extinguisher "
+                 "missing)"),
+    IndicatorDef("ack_within_sla", "proportion", "higher_better", 1.0, "share of work orders",
+                 "work orders", "work orders acknowledged within their SLA"),
+    IndicatorDef("closed_on_time", "proportion", "higher_better", 1.0, "share of work orders",
+                 "work orders", "work orders staff closed within their SLA"),
     IndicatorDef("falling_objects", "rate", "lower_better", 100.0, "per 100 camera-days",
                  "camera-days", "throws staff confirmed on the camera's clip"),
     IndicatorDef("ebike_entries", "rate", "lower_better", 100.0, "per 100 blocker-days",
@@ -67,16 +93,11 @@ _DEFS = (
                  "corridor-days", "hours of hallway clutter"),
     IndicatorDef("device_uptime", "proportion", "higher_better", 1.0, "share of device-hours",
                  "device-hours", "device-hours up"),
-    IndicatorDef("ack_within_sla", "proportion", "higher_better", 1.0, "share of work orders",
-                 "work orders", "work orders acknowledged within their SLA"),
-    IndicatorDef("closed_on_time", "proportion", "higher_better", 1.0, "share of work orders",
-                 "work orders", "work orders staff closed within their SLA"),
-    IndicatorDef("inspection_pass", "proportion", "higher_better", 1.0,
-                 "share of inspected work orders", "inspected work orders",
-                 "closed work orders the office's monthly inspection found really fixed"),
-    # The same three, standardised for the kinds of order an estate gets (a 30-minute door alarm
-    # and a one-day repeat visit are not equally easy to answer in time): late or failed orders
-    # against what the district's rate for each kind of order would give (1.0 = the district).
+    IndicatorDef("reopens", "rate", "lower_better", 1.0, "per work order done",
+                 "work orders staff reported done", "re-opens after staff reported an order done"),
+    # Timeliness and inspections standardised for the kinds of order an estate gets (a 30-minute
+    # door alarm and a one-day repeat visit are not equally easy to answer in time): late or
+    # failed orders against what the district's rate for each kind would give (1.0 = the district).
     IndicatorDef("late_acks", "rate", "lower_better", 1.0, "x the district's rate",
                  "expected late acknowledgements",
                  "work orders not acknowledged within their SLA, against the district's rate "
@@ -89,8 +110,6 @@ _DEFS = (
                  "expected failed inspections",
                  "inspected work orders found not fixed, against the district's rate for the same "
                  "kinds of order"),
-    IndicatorDef("reopens", "rate", "lower_better", 1.0, "per work order done",
-                 "work orders staff reported done", "re-opens after staff reported an order done"),
     IndicatorDef("repeat_unhandled", "rate", "lower_better", 1.0, "per estate-month",
                  "estate-periods", "confirmed repeat throws left without a staff visit"),
 )  # fmt: skip

@@ -27,7 +27,9 @@ A list that names an estate on thin evidence is unfair, so every step carries it
    ``k`` a list (highest probability first), with the reason: the indicators that moved its score
    most from an average estate's (weight share × (sub-score − average sub-score), in points), and
    any veto.
-5. Companies are scored by their estates' scores weighted by households, on the same draws.
+5. Companies are scored as estates are, each on the counts and exposures of all its scored estates
+   pooled (:func:`rules.rankscore.company_rows`): a company is judged on all its work at once, and
+   an estate with five orders a month weighs in by its evidence, not by its households.
 6. Given the companies' latent diligence (the simulation's truth), :mod:`rules.rankvalidity` says
    how well the finished ranking recovers it (Kendall's tau with an interval, each indicator's tau
    alone, estate scores against diligence, diligent companies' estates on the black list). It
@@ -228,7 +230,7 @@ def rank_period(
     hits = apply_vetoes(cfg, scores)
     lists = _Lists(rows, scores, cfg)
     lists.draw_ranks(rng)
-    companies, comp = company_scores(rows, scores, rng)
+    companies, comp = company_scores(rows, scores, cfg, rng)
     red, black = lists.named(hits, ref, worst=False), lists.named(hits, ref, worst=True)
     validity = None
     if diligence is not None:  # the truth, held against the finished ranking only

@@ -23,6 +23,7 @@ __all__ = [
     "IndicatorFit",
     "Scores",
     "apply_vetoes",
+    "company_rows",
     "company_scores",
     "household_mean",
     "interval",
@@ -211,11 +212,13 @@ def reasons(i: int, scores: Scores, ref: float, worst: bool) -> list[dict[str, A
 
 @dataclass
 class CompanyScores:
-    """The scored companies (``ids``, sorted), their point scores and draws (draws, companies)."""
+    """The scored companies (``ids``, sorted), their point scores and draws (draws, companies),
+    and each indicator's fit over the companies' pooled counts (in ``ids`` order)."""
 
     ids: list[str]
     point: Floats
     draws: Floats
+    fits: list[IndicatorFit] = field(default_factory=list)
 
 
 def household_mean(rows: list[EstatePeriod], values: Floats, members: list[int]) -> Floats:
@@ -225,20 +228,47 @@ def household_mean(rows: list[EstatePeriod], values: Floats, members: list[int])
     return np.asarray(values[..., members] @ h / h.sum())
 
 
+def company_rows(rows: list[EstatePeriod], members: dict[str, list[int]]) -> list[EstatePeriod]:
+    """One row per company with scored estates: every indicator's counts and exposures summed over
+    them, so a company is measured on all its work at once (an estate with five orders a month says
+    little alone, and the company's larger estates do not drown its smaller ones' evidence)."""
+    out = []
+    for c, idx in members.items():
+        if not idx:
+            continue
+        counts: dict[str, tuple[float, float]] = {}
+        for name in INDICATOR_NAMES:
+            y = sum(rows[i].counts.get(name, (0.0, 0.0))[0] for i in idx)
+            e = sum(rows[i].counts.get(name, (0.0, 0.0))[1] for i in idx)
+            counts[name] = (y, e)
+        out.append(
+            EstatePeriod(
+                estate=c,
+                name=c,
+                company=c,
+                households=sum(rows[i].households for i in idx),
+                period_id=rows[idx[0]].period_id,
+                days=rows[idx[0]].days,
+                counts=counts,
+            )
+        )
+    return out
+
+
 def company_scores(
-    rows: list[EstatePeriod], scores: Scores, rng: np.random.Generator
+    rows: list[EstatePeriod], scores: Scores, cfg: RankConfig, rng: np.random.Generator
 ) -> tuple[list[dict[str, Any]], CompanyScores]:
-    """Companies by their scored estates' scores weighted by households, on the same draws. No
-    truth here: how well this recovers the companies' diligence is :mod:`rules.rankvalidity`'s."""
+    """Companies scored as estates are, on their estates' pooled counts (:func:`company_rows`),
+    with vetoes. No truth here: how well this recovers the companies' diligence is
+    :mod:`rules.rankvalidity`'s."""
     scored = scores.wsum > 0
     ids = sorted({r.company for r in rows})
     members = {c: [i for i, r in enumerate(rows) if r.company == c and scored[i]] for c in ids}
     ranked = [c for c in ids if members[c]]
-    ndraw = scores.draws.shape[0]
-    cpoint, cdraw = np.zeros(len(ranked)), np.zeros((ndraw, len(ranked)))
-    for j, c in enumerate(ranked):
-        cpoint[j] = float(household_mean(rows, scores.point, members[c]))
-        cdraw[:, j] = household_mean(rows, scores.draws, members[c])
+    pooled = company_rows(rows, members)
+    cs = score_estates(pooled, cfg, rng)
+    apply_vetoes(cfg, cs)
+    cpoint, cdraw = cs.point, cs.draws
     ranks = rank_draws(cdraw, rng)
     order = sorted(range(len(ranked)), key=lambda j: (-round(float(cpoint[j]), 9), ranked[j]))
     out: list[dict[str, Any]] = []
@@ -258,4 +288,4 @@ def company_scores(
                 "rank_interval": rank_interval(ranks[:, j]) if j >= 0 else None,
             }
         )
-    return out, CompanyScores(ranked, cpoint, cdraw)
+    return out, CompanyScores(ranked, cpoint, cdraw, cs.fits)

@@ -11,8 +11,8 @@ Per period:
 - ``kendall_tau``: Kendall's tau-b of the companies' scores against their diligence, with its
   ``interval`` (the central 95%) over the posterior draws of the company scores;
 - ``indicators``: each configured indicator's tau alone: the companies ranked on that indicator's
-  sub-score only (households-weighted over their estates that observe it, as company scores are
-  made), against diligence; None where fewer than :data:`MIN_COMPANIES` companies can be measured;
+  sub-score only (over the company's pooled counts, as company scores are made), against
+  diligence; None where fewer than :data:`MIN_COMPANIES` companies can be measured;
 - ``estate_spearman``: Spearman's rho of the estates' scores against their company's diligence;
 - ``diligent_black_listed``: the black-listed estates whose company has diligence of at least
   :data:`DILIGENT` (it should be empty);
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rules.rankscore import CompanyScores, EstatePeriod, Scores, household_mean, interval, rnd
+from rules.rankscore import CompanyScores, EstatePeriod, Scores, interval, rnd
 from rules.rankstats import kendall_tau, kendall_tau_draws, spearman, stability
 
 __all__ = ["DILIGENT", "MIN_COMPANIES", "add_stability", "period_validity"]
@@ -58,19 +58,16 @@ def _company_tau(comp: CompanyScores, diligence: Mapping[str, float]) -> dict[st
 
 
 def _indicator_taus(
-    rows: list[EstatePeriod], scores: Scores, diligence: Mapping[str, float]
+    comp: CompanyScores, diligence: Mapping[str, float]
 ) -> dict[str, dict[str, Any]]:
-    companies = sorted({r.company for r in rows if r.company in diligence})
     out: dict[str, dict[str, Any]] = {}
-    for fit in scores.fits:
+    for fit in comp.fits:
         values: list[float] = []
         truth: list[float] = []
         if fit.sub is not None:
-            ok = fit.obs & np.isfinite(fit.sub)
-            for c in companies:
-                members = [i for i, r in enumerate(rows) if r.company == c and ok[i]]
-                if members:
-                    values.append(float(household_mean(rows, fit.sub, members)))
+            for j, c in enumerate(comp.ids):
+                if c in diligence and fit.obs[j] and math.isfinite(fit.sub[j]):
+                    values.append(float(fit.sub[j]))
                     truth.append(diligence[c])
         tau = kendall_tau(values, truth) if len(values) >= MIN_COMPANIES else math.nan
         out[fit.name] = {
@@ -99,7 +96,7 @@ def period_validity(
         **_company_tau(comp, diligence),
         "what": "Kendall tau-b between the companies' scores and their latent diligence;"
         " interval: the central 95% over posterior draws",
-        "indicators": _indicator_taus(rows, scores, diligence),
+        "indicators": _indicator_taus(comp, diligence),
         "estate_spearman": _finite(rho),
         "estates": len(est),
         "diligent_at": DILIGENT,

@@ -76,7 +76,7 @@ _EVENTS: tuple[tuple[str, str], ...] = (
 
 _TRUTH: tuple[tuple[str, str], ...] = (
     ("id", "str"),
-    ("kind", "str"),  # incident, false_trigger, response, fault
+    ("kind", "str"),  # incident, false_trigger, response, fault, defect
     ("type", "str"),
     ("estate", "str"),
     # place
@@ -106,6 +106,9 @@ _TRUTH: tuple[tuple[str, str], ...] = (
     ("trigger_event", "str"),
     ("arrived_s", "float"),
     ("effective", "bool"),
+    # detail: common-area defects (sim/world/upkeep.py)
+    ("item", "str"),
+    ("fixed_by", "str"),
     # detail: injected faults
     ("probability", "float"),
     ("events", "int"),

@@ -29,6 +29,7 @@ from sim.files.records import read_jsonl, run_info
 from sim.files.yamlio import load_yaml, validate_loaded
 from sim.report.inspections import inspect, staff_events
 from sim.report.rankinputs import RunRecords, estate_periods
+from sim.report.siteinspections import site_inspections
 from sim.report.summary import table
 
 __all__ = [
@@ -125,13 +126,15 @@ def compute_rankings(
         with (run_dir / "events.jsonl").open("rb") as fh:
             staff = staff_events(fh)
         seed = int(scenario.get("seed", 0))
+        truth = list(read_jsonl(run_dir / "truth.jsonl"))
         run = RunRecords(
             estates=estates,
             rules=list(rules.rules),
             alerts=alerts,
             workorders=workorders,
             staff=staff,
-            inspections=inspect(workorders, alerts, read_jsonl(run_dir / "truth.jsonl"), seed),
+            inspections=inspect(workorders, alerts, truth, seed),
+            sites=site_inspections(scenario, truth, seed, days),
             end_s=days * 86400.0,
         )
     except FileNotFoundError as exc:

@@ -14,6 +14,8 @@ rather than guessing.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ class RunRecords:
     workorders: list[dict[str, Any]]
     staff: list[dict[str, Any]]  # staff-app reviews and reports (events.jsonl)
     inspections: list[dict[str, Any]]  # the office's (sim.report.inspections.inspect)
+    sites: list[dict[str, Any]]  # its site inspections (sim.report.siteinspections)
     end_s: float
 
 
@@ -106,6 +109,11 @@ def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
     for i in run.inspections:
         if p0 <= i["closed_s"] < p1:
             inspected[i["estate"]].append(bool(i["fixed"]))
+    sites: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for v in run.sites:
+        if p0 <= v["visit_s"] < p1:
+            sites[v["estate"]][0] += v["found"]
+            sites[v["estate"]][1] += v["checked"]
     orders = _orders(run, p0, p1)
     unhandled = _unhandled_repeats(run, p0, p1)
     late_ack = _standardised(
@@ -113,6 +121,10 @@ def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
     )
     late_settle = _standardised(
         [(w["estate"], w["rule"], not w["on_time"]) for ws in orders.values() for w in ws]
+    )
+    ack_speed = _speed([(w["estate"], w["rule"], w["ack_s"]) for ws in orders.values() for w in ws])
+    settle_speed = _speed(
+        [(w["estate"], w["rule"], w["settled_s"]) for ws in orders.values() for w in ws]
     )
     failed = _standardised(
         [
@@ -139,9 +151,12 @@ def estate_periods(run: RunRecords, period: Period) -> list[EstatePeriod]:
             "ack_within_sla": (float(sum(w["ack_in_sla"] for w in mine)), float(len(mine))),
             "closed_on_time": (float(sum(w["on_time"] for w in mine)), float(len(mine))),
             "inspection_pass": (float(sum(checks)), float(len(checks))),
+            "ack_speed": ack_speed.get(eid, (0.0, 0.0)),
+            "settle_speed": settle_speed.get(eid, (0.0, 0.0)),
             "late_acks": late_ack.get(eid, (0.0, 0.0)),
             "late_settlements": late_settle.get(eid, (0.0, 0.0)),
             "failed_inspections": failed.get(eid, (0.0, 0.0)),
+            "site_defects": (sites[eid][0], sites[eid][1]) if eid in sites else (0.0, 0.0),
             "reopens": (float(sum(w["reopens"] for w in done)), float(len(done))),
             # per estate-month, so that a quarter is not judged by a month's yardstick
             "repeat_unhandled": (float(unhandled[eid]), days / 30.0 if cam_days > 0 else 0.0),
@@ -176,6 +191,33 @@ def _standardised(
         out[estate][0] += float(bad)
         out[estate][1] += fails / n
     return {e: (v[0], v[1]) for e, v in out.items()}
+
+
+def _speed(orders: list[tuple[str, str, float | None]]) -> dict[str, tuple[float, float]]:
+    """(estate, kind of order, seconds taken or None if never) -> per estate (sum of the orders'
+    speed, orders). An order's speed is the share of the district's other orders of the same kind
+    in the period that took longer (ties count half; never counts as slowest): 0.5 is the
+    district's middle whatever the mix, and hours of delay at night weigh no more than minutes.
+    Both sums are tripled: the rankings treat the indicator as a share of trials, and a share of
+    others (spread like a uniform, variance 1/12) varies a third as much as a yes-or-no (1/4 at
+    one half), so one order is worth three trials of evidence, not one."""
+    per_kind: dict[str, list[float]] = defaultdict(list)
+    for _, kind, took in orders:
+        per_kind[kind].append(math.inf if took is None else took)
+    ranked = {k: sorted(v) for k, v in per_kind.items()}
+    out: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for estate, kind, took in orders:
+        times = ranked[kind]
+        t = math.inf if took is None else took
+        others = len(times) - 1
+        if others:
+            slower = len(times) - bisect.bisect_right(times, t)
+            ties = bisect.bisect_right(times, t) - bisect.bisect_left(times, t) - 1
+            out[estate][0] += (slower + 0.5 * ties) / others
+        else:
+            out[estate][0] += 0.5
+        out[estate][1] += 1.0
+    return {e: (3.0 * v[0], 3.0 * v[1]) for e, v in out.items()}
 
 
 def _unhandled_repeats(
@@ -226,16 +268,20 @@ def _orders(run: RunRecords, p0: float, p1: float) -> dict[str, list[dict[str, A
             if w["change"] == "reopened":
                 rec["reopens"] += int(rec["done"])  # the hazard persisted after "done"
             rec.update(ack_in_sla=False, on_time=False, done=False, acked=False, counts=True)
+            rec.update(opened_s=float(w["sim_seconds"]), ack_s=None, settled_s=None)
         elif wid in state:
             rec = state[wid]
             if w["change"] == "acknowledged":
                 rec["ack_in_sla"] = bool(w.get("within_sla"))
                 rec["acked"] = True
+                rec["ack_s"] = float(w["sim_seconds"]) - rec["opened_s"]
             elif w["change"] == "closed":
                 # done by staff, or a false alarm dismissed: "not found" leaves the hazard
                 settled = w.get("reason") in ("staff_done", "staff_false_alarm")
                 rec["on_time"] = settled and bool(w.get("on_time"))
                 rec["done"] = w.get("reason") == "staff_done"
+                if settled:
+                    rec["settled_s"] = float(w["sim_seconds"]) - rec["opened_s"]
                 # a hazard gone before anyone was due to answer it asked nothing of the company
                 rec["counts"] = w.get("reason") != "hazard_gone" or asked_for_work(w, rec["acked"])
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -4,7 +4,8 @@ A diligent company prevents as well as answers, so its estates have fewer hazard
 once a month its staff go round the households (notices, talks, the residents' committee) and every
 habit - taking the e-bike upstairs, throwing, leaving things in the corridor - drops by a share
 proportional to its diligence (a stubborn household takes less of it); every morning a patrol walks
-the corridors and takes away what stands there with a chance proportional to its diligence. A lax
+the corridors and takes away what stands there, and puts right what is broken there
+(:mod:`sim.world.upkeep`), with a chance proportional to its diligence. A lax
 company does little of either. Nothing here sends an event: the office sees prevention only in
 what devices, work orders and inspections show afterwards.
 """
@@ -19,6 +20,7 @@ import simpy
 from sim.world.behaviour import remove_clutter
 from sim.world.calendar import DAY
 from sim.world.scenario import Company
+from sim.world.upkeep import fix_defects
 from sim.world.world import World
 
 __all__ = ["start_prevention"]
@@ -74,3 +76,4 @@ def _patrols(
             for item in list(world.clutter.get(key, ())):
                 if rng.random() < share:
                     remove_clutter(world, item, "patrol")
+        fix_defects(world, wanted, share, rng)

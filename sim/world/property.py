@@ -33,7 +33,7 @@ from sim.world.calendar import DAY
 from sim.world.scenario import Company, Staffing
 from sim.world.world import Household, World
 
-__all__ = ["PropertyCompany", "between"]
+__all__ = ["PropertyCompany", "between", "between_log"]
 
 StaffEvent = type[StaffArrived] | type[StaffDone] | type[StaffReview]
 
@@ -58,6 +58,15 @@ def between(pair: tuple[float, float], diligence: float) -> float:
     return worst + diligence * (best - worst)
 
 
+def between_log(pair: tuple[float, float], diligence: float) -> float:
+    """A duration given as (most diligent, least diligent), for a company of this diligence, on a
+    log scale: each step of diligence multiplies the time by the same factor, so two lax companies
+    differ as much as two diligent ones (six hours against five is no difference to an office;
+    six against seven is as telling as twenty minutes against twenty-four)."""
+    best, worst = pair
+    return float(worst * (best / worst) ** diligence)
+
+
 _HAZARDS = {
     "ebike_detected": "ebike",
     "falling_object": "throw",
@@ -80,16 +89,15 @@ class PropertyCompany:
         self.staff = simpy.Resource(world.env, capacity=company.staff)
         self.rng = world.streams.get("company", company.id)
         d = company.diligence
-        self.median_response_s = 60.0 * (
-            staffing.fast_response_minutes
-            + (1.0 - d) * (staffing.slow_response_minutes - staffing.fast_response_minutes)
+        self.median_response_s = 60.0 * between_log(
+            (staffing.fast_response_minutes, staffing.slow_response_minutes), d
         )
         self.thoroughness = between(staffing.thoroughness, d)
-        self.median_review_s = 60.0 * between(staffing.review_minutes, d)
+        self.median_review_s = 60.0 * between_log(staffing.review_minutes, d)
         self.review_miss = between(staffing.review_miss, d)
         self.review_false_accept = between(staffing.review_false_accept, d)
         self.review_identify = between(staffing.review_identify, d)
-        self.night_duty = d >= 0.7
+        self.night_cover = between(staffing.night_cover, d)
         self._app_seq: dict[str, int] = {}  # one staff-app stream per estate the company serves
         self._rides: dict[str, list[float]] = {}  # blocker id -> times of its recent detections
 
@@ -229,12 +237,12 @@ class PropertyCompany:
     def _delay(self, median_s: float | None = None) -> float:
         median = self.median_response_s if median_s is None else median_s
         delay = float(self.rng.lognormal(np.log(median), self.staffing.response_spread))
-        if self.night_duty:
-            return delay
         env = self.world.env
         t = env.now + delay
         lo, hi = self.staffing.working_hours
         hour = (t % DAY) / 3600.0
+        if (hour < lo or hour >= hi) and self.rng.random() < self.night_cover:
+            return delay  # someone on duty picks it up at night
         if hour < lo:
             t = (t // DAY) * DAY + lo * 3600.0
         elif hour >= hi:

@@ -167,13 +167,16 @@ class Staffing(_Strict):
     notice_silent_minutes: Annotated[float, Field(ge=0.0)] = 45.0  # console: heartbeats missed
     # Each pair below is (most diligent, least diligent); a company sits between by its diligence.
     thoroughness: tuple[Share, Share] = (0.95, 0.2)  # a visit really fixes the problem
+    # Outside working hours an alarm is answered at once by whoever is on duty with this chance,
+    # else the next morning: a diligent company keeps a night shift, a lax one rarely.
+    night_cover: tuple[Share, Share] = (1.0, 0.0)
     # Falling-object clips are reviewed on the vendor console before anyone goes out: the alarms
     # the platform raises (the console's threshold is the default rule's, confidence 0.8).
     review_min_confidence: Share = 0.8
     review_minutes: tuple[Rate, Rate] = (5.0, 240.0)  # median delay before the clip is seen
     review_miss: tuple[Share, Share] = (0.03, 0.25)  # a real throw dismissed as a false alarm
     review_false_accept: tuple[Share, Share] = (0.002, 0.02)  # a bird or laundry taken for a throw
-    review_identify: tuple[Share, Share] = (0.97, 0.6)  # the window found from the clip itself
+    review_identify: tuple[Share, Share] = (0.98, 0.75)  # the window found from the clip itself
     # E-bike repeat offenders: the vendor console counts a blocker's detections like the rule does.
     ebike_repeat_count: PositiveInt = 3
     ebike_repeat_days: Rate = 7.0
@@ -181,6 +184,9 @@ class Staffing(_Strict):
     # corridor patrol removes clutter with this chance times diligence.
     education_effect: Share = 0.25
     patrol_share: Share = 0.6
+    # Common-area defects (a light out, a fire door propped open) per corridor and month; the
+    # patrol puts them right (sim/world/upkeep.py), the office's site inspections find them.
+    defects_per_corridor_month: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0
 
 
 class Scenario(_Strict):

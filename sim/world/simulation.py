@@ -19,6 +19,7 @@ from sim.world.scenario import Scenario
 from sim.world.streams import Streams
 from sim.world.transport import Transport
 from sim.world.truth import TruthLedger
+from sim.world.upkeep import start_upkeep
 from sim.world.world import World
 
 __all__ = ["Simulation"]
@@ -64,6 +65,7 @@ class Simulation:
         self.world.on_install.append(partial(nuisance.start_for, self.world))
         start_households(self.world, days)
         start_prevention(self.world, days)
+        start_upkeep(self.world, days)
         self.world.schedule_installs()
 
     def run(self, on_day: Callable[[int], None] | None = None) -> None:

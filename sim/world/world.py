@@ -134,6 +134,7 @@ class World:
             streams.get("weather").random(days) < scenario.behaviour.rainy_day_share
         ).tolist()
         self.clutter: dict[tuple[str, str, int, int], list[Any]] = {}  # corridor -> ClutterItems
+        self.defects: dict[tuple[str, str, int, int], Any] = {}  # corridor -> its open defect
         self.env = env
         self.streams = streams
         self.clock = clock

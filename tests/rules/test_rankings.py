@@ -294,7 +294,7 @@ def test_an_estate_without_devices_is_scored_on_the_rest_and_marked() -> None:
     assert out["companies"][0]["unscored_estates"] == ["nothing"]
 
 
-def test_companies_are_weighted_by_households_and_validity_is_reported() -> None:
+def test_companies_are_scored_on_their_pooled_counts_and_validity_is_reported() -> None:
     rows = [
         ep("a1", {"falling_objects": (30, 300_000)}, company="good", households=1000),
         ep("a2", {"falling_objects": (60, 300_000)}, company="good", households=3000),
@@ -307,9 +307,19 @@ def test_companies_are_weighted_by_households_and_validity_is_reported() -> None
     out = rank_period(rows, config(), diligence=diligence)
     comp = {c["company"]: c for c in out["companies"]}
     assert [c["company"] for c in out["companies"]] == ["good", "fair", "poor"]
+    # a company is scored as one estate holding all its estates' counts and exposures
+    pooled = rank_period(
+        [
+            ep("good", {"falling_objects": (90, 600_000)}, households=4000),
+            ep("fair", {"falling_objects": (630, 600_000)}),
+            ep("poor", {"falling_objects": (1890, 600_000)}),
+        ],
+        config(),
+    )
+    for c in ("good", "fair", "poor"):
+        assert comp[c]["score"] == by_id(pooled)[c]["score"]
     est = by_id(out)
-    expect = (1000 * est["a1"]["score"] + 3000 * est["a2"]["score"]) / 4000
-    assert comp["good"]["score"] == pytest.approx(expect, abs=0.01)
+    assert est["a1"]["score"] > comp["good"]["score"] > est["a2"]["score"]
     assert comp["good"]["households"] == 4000 and comp["good"]["rank_interval"] == [1, 1]
     assert out["validity"]["kendall_tau"] == 1.0 and out["validity"]["companies"] == 3
     assert out["validity"]["interval"] == [1.0, 1.0]

@@ -22,17 +22,19 @@ SEEDS = ROOT / "seeds"
 # JSON) changed: say so in the commit message and update the digests. The events' JSON changed
 # once, to msgspec's (``type`` first); alerts, work orders and truth did not. The world changed
 # with issue 13 (clip reviews, e-bike repeat visits, prevention, staff report before the fix),
-# and again with its calibration (chargers, learning, response spread, clip false accepts).
+# and again with its calibration (chargers, learning, response spread, clip false accepts), and
+# again for the rankings' validity (response times on a log scale, night cover by diligence,
+# common-area defects the patrol fixes, clips identified more often).
 # "traffic" is every event the run sent, heartbeats built again from heartbeats.jsonl: the same
 # bytes as the events.jsonl of a run that steps every heartbeat (tests/sim/world/test_heartbeats).
 GOLDEN = {
-    "traffic": "d30f2d48123641ecbfd37c364577880fb15c63adbdbeab971b1f3a15c49ca2ce",
-    "events.jsonl": "265dbe9b8457c1cc230a46f1709b4bf1c014bb19aa1ae312544875bf82b2b46e",
-    "events.delivered": "3527d603c6b324f240c1623976bcba99f31843e924c579f97171c520b3ab5e89",
+    "traffic": "0d40ab96dbdb882803e5d5dd18bdeba64b4b6ae36a01faaf0f1762390574a09d",
+    "events.jsonl": "8821bc85d33f3874089aeb67e2986a4441089f811ae404222815f3cc7759e84c",
+    "events.delivered": "21c9176888fbe6b6db716c6101a412f165c0af90510360913cda53eaa8288302",
     "heartbeats.jsonl": "36c16be5ec1dec06593e5ddbc8ed8a6e6af1e40f8c7a620c2282c732f2a00928",
-    "truth.jsonl": "4198c11e300e6af7043ab437b6811e9617172f8a141152d103ac4710dc377d92",
-    "alerts.jsonl": "8ff9cdb79ba76b1826f962ceee8101fa7702995c0319343371c287b2d1dcf6d1",
-    "workorders.jsonl": "20f5c190f7f8038273a20b0ddc418c4b90f9d07ae3281866817763d8e8b7c2e8",
+    "truth.jsonl": "062b5eda0653941100e7a35cdb056be720c4f34f93eccbc5d465a176903fb604",
+    "alerts.jsonl": "f4cad7486a6765eaa1c3688451f73d9f455ef16c848ad846d4802601ebd73dd0",
+    "workorders.jsonl": "98d807edd42c0a4c55bb4ef231a47e3a5971ed0e645c7ed66c0db41e70c21177",
 }
 
 

@@ -62,7 +62,7 @@ def test_jsonl_to_parquet_to_jsonl_gives_every_record_back(
     assert f"wrote {tmp_path / 'pq' / 'events.parquet'} (" in out
     assert _export(str(tmp_path / "pq"), "--format", "jsonl", "--out", str(tmp_path / "j")) == 0
     kinds = Counter(r["kind"] for r in _jsonl(run / "truth.jsonl"))
-    assert set(kinds) == {"incident", "false_trigger", "response", "fault"}
+    assert set(kinds) == {"incident", "false_trigger", "response", "fault", "defect"}
     for kind in KINDS:
         original = _jsonl(run / f"{kind}.jsonl")
         assert original, kind

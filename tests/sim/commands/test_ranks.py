@@ -165,8 +165,8 @@ def test_run_takes_a_rank_config(tmp_path: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(
     ("old", "new", "words"),
     [
-        ("reopens: {weight: 5}", "reopens: {weight: -5}", ":27: indicators.reopens.weight:"),
-        ("list_size: 3", "list_size: 0", ":34: list_size:"),
+        ("ack_speed: {weight: 50}", "ack_speed: {weight: -5}", ":14: indicators.ack_speed.weight:"),
+        ("list_size: 3", "list_size: 0", ":43: list_size:"),
         ("version: 1", "version: 1\nversion: [", "rankings.yaml"),
     ],
 )

@@ -389,7 +389,10 @@ def test_rules_serve_killed_mid_run_resumes_from_snapshot_journal_and_queue(
     feeder.send(lines[a:b])
     feeder.wait_acked()
     through(b)
-    time.sleep(0.3)  # the records' acknowledgements reach the journal
+    until(  # the records' acknowledgements reach the journal (not a sleep: a busy machine)
+        lambda: journal_path(state).read_text().count('{"a":') >= cum[b] - cum[a],
+        what="the records' acknowledgements in the journal",
+    )
     svc.kill()
     journal = journal_path(state).read_text()
     assert journal.count('{"e":') == b - a and journal.count('{"a":') >= 3

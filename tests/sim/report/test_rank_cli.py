@@ -106,8 +106,8 @@ def test_rank_prints_the_lists(four: Path, capsys: pytest.CaptureFixture[str]) -
     [
         (["--period", "quarter"], "", "", "periods[1]: no calendar quarter has at least 50%"),
         ([], "min_coverage: 0.5", "min_coverage: 2", "min_coverage: Input should be less"),
-        ([], "reopens: {weight: 5}", "reopens: {weight: -5}", "greater than or equal to 0"),
-        ([], "reopens: {weight: 5}", "happiness: {weight: 5}", "happiness"),
+        ([], "ack_speed: {weight: 50}", "ack_speed: {weight: -5}", "greater than or equal to 0"),
+        ([], "ack_speed: {weight: 50}", "happiness: {weight: 5}", "happiness"),
     ],
 )
 def test_bad_rank_input_is_one_line_exit_2(

@@ -4,13 +4,14 @@ two-company district once)."""
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from sim.files.records import read_jsonl
-from sim.world.property import between
+from sim.world.property import between, between_log
 
 DAY = 86400.0
 
@@ -26,6 +27,32 @@ def _by_company(records: list[dict[str, Any]], company: str) -> list[dict[str, A
 def test_between_runs_from_the_laxest_to_the_most_diligent() -> None:
     assert between((0.95, 0.2), 1.0) == 0.95 and between((0.95, 0.2), 0.0) == 0.2
     assert between((5.0, 240.0), 0.5) == 122.5
+
+
+def test_durations_step_by_the_same_factor_at_every_level_of_diligence() -> None:
+    assert between_log((20.0, 360.0), 1.0) == 20.0 and between_log((20.0, 360.0), 0.0) == 360.0
+    steps = [between_log((20.0, 360.0), d / 10) for d in range(11)]
+    ratios = [a / b for a, b in itertools.pairwise(steps)]
+    assert max(ratios) - min(ratios) < 1e-9 and ratios[0] > 1.0
+
+
+def test_the_lax_company_leaves_night_alarms_until_morning(two_companies: Path) -> None:
+    """Arrivals for work orders raised at night: a diligent company's night shift comes at once,
+    a lax one's staff mostly come the next morning."""
+    night = {"good": 0, "lax": 0}
+    morning = {"good": 0, "lax": 0}
+    for r in _truth(two_companies):
+        if r["kind"] != "response" or r["type"] == "review_clip":
+            continue
+        start = r["start_s"] % DAY / 3600
+        if not (start >= 21 or start < 6):
+            continue
+        arrived = r["arrived_s"] % DAY / 3600
+        came_at_night = arrived >= 20 or arrived < 8
+        night[r["company"]] += came_at_night
+        morning[r["company"]] += not came_at_night
+    assert night["good"] > 4 * morning["good"]
+    assert morning["lax"] > 4 * night["lax"]
 
 
 def test_a_diligent_company_reviews_clips_sooner_and_better(two_companies: Path) -> None:
