@@ -17,6 +17,7 @@ from rules.ruletest import RuleTestFile
 from rules.space import SearchSpace
 from sim.commands.facts import add_facts_parser, facts_command
 from sim.commands.ranks import RANK_CONFIG_HELP, add_rank_parsers, rank_command, report_command
+from sim.commands.scenariogen import add_scenario_parser, scenario_command
 from sim.errors import BadInput
 from sim.files.rulefiles import DEFAULT_RULES, rules_from_loaded
 from sim.files.yamlio import load_yaml, validate_loaded
@@ -149,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_validity_parser(sub)
     add_facts_parser(sub)
+    add_scenario_parser(sub)
     sch = sub.add_parser("schema", help="print a JSON Schema")
     sch.add_argument("which", choices=sorted(SCHEMAS))
     return p
@@ -341,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return rank_command(args)
         if args.command == "facts":
             return facts_command(args)
+        if args.command == "scenario":
+            return scenario_command(args)
         if args.command == "tune":
             from sim.commands.tune import TuneOptions, tune
 
