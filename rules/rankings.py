@@ -6,7 +6,7 @@ A list that names an estate on thin evidence is unfair, so every step carries it
    for counts per exposure, beta-binomial for proportions, a stated fallback prior when the
    between-estate variance estimate is not positive). An indicator an estate cannot be measured on
    (exposure 0: no devices, no work orders) is left out of its score — the weights renormalise over
-   what is observable — and listed as unobservable, never guessed.
+   what is observable — and, when it carries weight, listed as unobservable, never guessed.
 2. Each shrunk rate becomes a 0-100 sub-score by its ratio to the district mean ``m``: with the
    "badness" ``q = θ/m`` when lower is better, ``(1 − θ)/(1 − m)`` for a proportion where higher is
    better and ``m/θ`` for a rate where higher is better, ``sub = 100 · clip(1 − q/zero_at, 0, 1)``.
@@ -203,7 +203,7 @@ def _estate(
         "p_best_k": rnd(lists.p_best[c], 4) if c is not None else None,
         "p_worst_k": rnd(lists.p_worst[c], 4) if c is not None else None,
         "vetoes": hits[i],
-        "unobservable": [f.name for f in scores.fits if not f.obs[i]],
+        "unobservable": [f.name for f in scores.fits if not f.obs[i] and f.weight > 0],
         "indicators": detail,
     }
 
