@@ -11,7 +11,6 @@ MQTT, identically. ``snapshot()``/``restore()`` carry the whole state across a r
 from __future__ import annotations
 
 import heapq
-import pickle
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from rules.beattrack import Track
 from rules.conditions import on_event, on_timer
 from rules.enginetypes import Key, Record
 from rules.ruleset import CompiledRule, RuleSet
+from rules.snapshot import dump_state, load_state
 from rules.workorders import WorkOrderBook
 
 __all__ = ["Engine", "Record"]
@@ -364,24 +364,16 @@ class Engine:
         return ks
 
     def snapshot(self) -> bytes:
-        """The whole mutable state; ``restore`` with the same rules resumes exactly here."""
-        return pickle.dumps(self.s, protocol=5)
+        """The whole mutable state (:mod:`rules.snapshot`); ``restore`` with the same rules resumes
+        exactly here."""
+        return dump_state(self.s, self.rules)
 
     @classmethod
     def restore(cls, rules: RuleSet, blob: bytes, allowed_lateness: float | None = None) -> Engine:
+        """An engine resumed from a snapshot; raises :class:`rules.snapshot.SnapshotError` (a
+        ``ValueError``) for anything else, never running what a file holds."""
         engine = cls(rules, allowed_lateness)
-        state = pickle.loads(blob)
-        if not isinstance(state, _State):
-            raise ValueError("not an engine snapshot")
-        if not hasattr(state, "tracks"):  # a snapshot from before heartbeat runs
-            state.tracks = {}
-            old: list[Any] = state.timers  # timers then went by when they were set
-            state.timers = [
-                (d, (0, seq, ""), seq, kind, index, key, data)
-                for d, seq, kind, index, key, data in old
-            ]
-            heapq.heapify(state.timers)
-        engine.s = state
+        load_state(blob, rules, engine.s)
         return engine
 
     def open_alerts(self) -> list[AlertState]:

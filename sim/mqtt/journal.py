@@ -25,7 +25,8 @@ snapshot and is ignored. The journal belongs to its snapshot: move or delete the
 One service per state file (``STATE.lock``, held while it runs): two would interleave a journal.
 
 State file: a magic line, a JSON header line (generation, serials, unacknowledged records), then
-the engine's own snapshot. A bare engine snapshot (older pmsim) is read as generation 0.
+the engine's own snapshot (:mod:`rules.snapshot`: versioned, checksummed, never pickle). A bare
+engine snapshot is read as generation 0; one written with pickle (older pmsim) is refused unread.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import IO, Any
 from devices.events import DeviceEvent, event_from_python, event_json
 from rules.engine import Engine, Record
 from rules.ruleset import RuleSet
+from rules.snapshot import SnapshotError
 from sim.errors import BadInput
 
 if sys.platform != "win32":
@@ -112,7 +114,7 @@ class Ledger:
         self._held = held
 
     def _restore(self, rules: RuleSet, blob: bytes) -> None:
-        header: dict[str, Any] = {}
+        header: Any = {}
         if blob.startswith(MAGIC):
             line, _, blob = blob[len(MAGIC) :].partition(b"\n")
             try:
@@ -121,11 +123,15 @@ class Ledger:
                 raise BadInput(f"--state {self.state}: damaged header: {exc.msg}") from None
         try:
             self.engine = Engine.restore(rules, blob)
-        except Exception as exc:  # a snapshot we cannot read is bad input, not a crash
-            raise BadInput(f"--state {self.state}: not a snapshot of these rules: {exc}") from None
-        self.generation = int(header.get("generation", 0))
-        self.produced = int(header.get("produced", 0))
-        self.pending = {int(s): (t, p) for s, t, p in header.get("pending", [])}
+        except SnapshotError as exc:  # never code: the format holds values only (rules.snapshot)
+            raise BadInput(f"--state {self.state}: {exc}") from None
+        try:
+            generation = int(header.get("generation", 0))
+            produced = int(header.get("produced", 0))
+            pending = {int(s): (str(t), str(p)) for s, t, p in header.get("pending", [])}
+        except (AttributeError, TypeError, ValueError):
+            raise BadInput(f"--state {self.state}: damaged header: not a serve header") from None
+        self.generation, self.produced, self.pending = generation, produced, pending
 
     def _replay(self, journal: Path) -> None:
         lines = journal.read_text(encoding="utf-8", errors="replace").split("\n")
