@@ -23,7 +23,7 @@ import yaml
 from rules.score import score_rules
 from sim.errors import BadInput
 from sim.files.eventlog import DELIVERED, EVENTS, HEARTBEATS, EventLog
-from sim.files.folders import staged_folder
+from sim.files.folders import check_run_folder, staged_folder
 from sim.files.records import read_jsonl, write_score
 from sim.files.rulefiles import DEFAULT_RULES, load_rules
 from sim.mqtt.carrier import EngineSide, Link, carry_events
@@ -116,14 +116,8 @@ def estate_table(world: World) -> list[dict[str, Any]]:
 
 
 def prepare_out_dir(out: Path) -> None:
-    """Refuse to overwrite a folder that is not a previous pmsim run."""
-    if out.exists():
-        if not out.is_dir():
-            raise BadInput(f"{out}: --out exists and is not a folder")
-        if any(out.iterdir()) and not (out / "run.json").exists():
-            raise BadInput(
-                f"{out}: --out is a non-empty folder that is not a pmsim run; not overwriting"
-            )
+    """Refuse to overwrite a folder that is not a previous pmsim run (a real ``run.json``)."""
+    check_run_folder(out)
 
 
 def run_to_folder(
