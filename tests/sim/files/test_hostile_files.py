@@ -142,6 +142,8 @@ def test_a_filter_that_can_never_change_is_refused_naming_rule_and_field(
         "FILE",
         "--days",
         "1",
+        "--broker",
+        "none",
         "--out",
         str(tmp_path / "run"),
     )
@@ -175,6 +177,8 @@ def test_a_rule_file_with_a_duplicate_key_is_refused(
         "FILE",
         "--days",
         "1",
+        "--broker",
+        "none",
         "--out",
         str(tmp_path / "run"),
     )
