@@ -63,7 +63,7 @@ class _MarkingLoader(yaml.SafeLoader):
             self.aliases += 1
         try:
             if self._depth > MAX_DEPTH:
-                line = self.peek_event().start_mark.line + 1
+                line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
                 raise _Problem(line, f"nested deeper than {MAX_DEPTH} levels")
             return super().compose_node(parent, index)
         finally:
@@ -84,14 +84,14 @@ class _MarkingLoader(yaml.SafeLoader):
                 raise _Problem(line, "a key must be a plain value, not a list or a mapping")
             if i >= merged and key in first:
                 problem = _Problem(line, f"duplicate key (first at line {first[key]})")
-                problem.loc.append(key)
+                problem.loc.append(key if isinstance(key, int | str) else str(key))
                 raise problem
             if i >= merged:
                 first[key] = line
             try:
                 mapping[key] = self.construct_object(value_node, deep=True)
             except _Problem as exc:
-                exc.loc.insert(0, key)
+                exc.loc.insert(0, key if isinstance(key, int | str) else str(key))
                 raise
             self.lines[(id(mapping), key)] = line
         return mapping

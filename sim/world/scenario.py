@@ -250,15 +250,16 @@ def check_scenario(loaded: LoadedYaml, sc: Scenario) -> None:
             f"{total:,} flats in all (estates x buildings x units x floors x households per "
             f"floor); at most {MAX_FLATS:,}",
         )
-    for at, value in (
+    knobs: list[tuple[tuple[str, ...], float]] = [
         (("gateway", "mean_days_between_disconnects"), sc.gateway.mean_days_between_disconnects),
         (
             ("devices", "health", "mean_days_between_outages"),
             sc.devices.health.mean_days_between_outages,
         ),
-    ):
+    ]
+    for where, value in knobs:
         if 0 < value < MIN_MEAN_DAYS:
-            raise loaded.error(at, f"0 (off) or at least {MIN_MEAN_DAYS} days")
+            raise loaded.error(where, f"0 (off) or at least {MIN_MEAN_DAYS} days")
     companies = {c.id for c in sc.companies}
     seen: set[str] = set()
     for i, c in enumerate(sc.companies):
