@@ -19,7 +19,7 @@ __all__ = ["FALSE_CAUSES", "CameraParams", "FallingObjectCamera", "Nuisance", "i
 FALSE_CAUSES: tuple[str, ...] = ("bird", "insect", "leaves", "rain", "laundry", "camera_shake")
 Nuisance = Literal["bird", "insect", "leaves", "rain", "laundry", "camera_shake"]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
-Floor = Annotated[int, Field(ge=1, le=200)]
+Floor = Annotated[int, Field(gt=0, le=200)]
 
 
 def _default_fooled() -> dict[Nuisance, float]:

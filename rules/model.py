@@ -126,7 +126,7 @@ class CountCond(_Strict):
     seconds before the latest still counts)."""
 
     kind: Literal["count"]
-    n: Annotated[int, Field(ge=1, le=1_000_000)]
+    n: Annotated[int, Field(gt=0, le=1_000_000)]
     window: PositiveDuration
 
 

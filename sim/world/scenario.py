@@ -61,10 +61,10 @@ class _Strict(BaseModel):
 class BuildingGroup(_Strict):
     """``count`` identical buildings; ids run on from the previous group (b01, b02, ...)."""
 
-    count: Annotated[int, Field(ge=1, le=1000)]
-    floors: Annotated[int, Field(ge=1, le=60)]
-    units: Annotated[int, Field(ge=1, le=50)] = 1
-    households_per_floor: Annotated[int, Field(ge=1, le=50)] = 2  # per unit
+    count: Annotated[int, Field(gt=0, le=1000)]
+    floors: Annotated[int, Field(gt=0, le=60)]
+    units: Annotated[int, Field(gt=0, le=50)] = 1
+    households_per_floor: Annotated[int, Field(gt=0, le=50)] = 2  # per unit
     elevators_per_unit: Annotated[int, Field(ge=0, le=10)] = 0
     occupancy: Share = 0.92  # share of flats lived in
 
@@ -76,7 +76,7 @@ class Installation(_Strict):
     day: Annotated[int, Field(ge=0, le=3660)] = 0
     buildings: list[Annotated[str, Field(max_length=16)]] | None = Field(None, max_length=5000)
     # clutter sensors: watched corridor floors
-    floors: list[Annotated[int, Field(ge=1, le=60)]] | None = Field(None, max_length=60)
+    floors: list[Annotated[int, Field(gt=0, le=60)]] | None = Field(None, max_length=60)
 
 
 class Estate(_Strict):
@@ -99,7 +99,7 @@ class Company(_Strict):
     id: Ident
     name: Name
     diligence: Share
-    staff: Annotated[int, Field(ge=1, le=100_000)]
+    staff: Annotated[int, Field(gt=0, le=100_000)]
 
 
 class Behaviour(_Strict):
@@ -192,7 +192,7 @@ class Staffing(_Strict):
     review_false_accept: tuple[Share, Share] = (0.002, 0.02)  # a bird or laundry taken for a throw
     review_identify: tuple[Share, Share] = (0.98, 0.75)  # the window found from the clip itself
     # E-bike repeat offenders: the vendor console counts a blocker's detections like the rule does.
-    ebike_repeat_count: Annotated[int, Field(ge=1, le=1000)] = 3
+    ebike_repeat_count: Annotated[int, Field(gt=0, le=1000)] = 3
     ebike_repeat_days: Rate = 7.0
     # Prevention: a monthly education round cuts habits by this share times diligence, and a daily
     # corridor patrol removes clutter with this chance times diligence.
@@ -207,7 +207,7 @@ class Scenario(_Strict):
     name: Ident
     title: Annotated[str, Field(max_length=500)] = ""
     start: Annotated[date, Field(ge=date(1970, 1, 1), le=date(2200, 12, 31))]
-    days: Annotated[int, Field(ge=1, le=3660)]
+    days: Annotated[int, Field(gt=0, le=3660)]
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 1
     behaviour: Behaviour = Behaviour()
     devices: DeviceSettings = DeviceSettings()
