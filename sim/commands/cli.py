@@ -1,14 +1,7 @@
-"""``pmsim``: the command line.
-
-Exit codes:
-
-- 0: ok;
-- 1: an internal error, or failed rule tests;
-- 2: bad input (a file, an argument, an unreachable broker): one line, no traceback;
-- 3: the broker was lost in the middle of a run (``lost the connection to BROKER at ...``, within
-  about 10 s); the run folder is not written;
-- 130: interrupted (Ctrl-C).
-"""
+"""``pmsim``: the command line. Exit codes: 0 ok; 1 internal error or failed rule tests; 2 bad input
+(a file, an argument, an unreachable broker: one line, no traceback); 3 the broker lost in the
+middle of a run ("lost the connection to BROKER at ...", within about 10 s; no run folder written);
+130 interrupted."""
 
 from __future__ import annotations
 
