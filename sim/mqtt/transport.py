@@ -151,7 +151,10 @@ class MqttTransport:
         """Raise :class:`BrokerLost` once a connection has been down for :data:`LOST_AFTER`."""
         if not self._down:
             return
-        since, wall = min(self._down.values())
+        down = list(self._down.values())  # one step under the GIL: paho's thread may change it
+        if not down:
+            return
+        since, wall = min(down)
         if time.monotonic() - since >= LOST_AFTER:
             raise BrokerLost(lost_message(self.url, wall, self._sim_time))
 
