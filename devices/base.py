@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import simpy
@@ -70,12 +70,12 @@ class HealthParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    heartbeat_seconds: float = Field(900.0, ge=10.0)
-    mean_days_between_outages: float = Field(30.0, ge=0.0)  # 0 switches outages off
-    mean_outage_hours: float = Field(6.0, gt=0.0)
+    heartbeat_seconds: float = Field(900.0, ge=10.0, le=86400.0)
+    mean_days_between_outages: float = Field(30.0, ge=0.0, le=3660.0)  # 0: no outages
+    mean_outage_hours: float = Field(6.0, gt=0.0, le=8760.0)
     silent_share: float = Field(0.5, ge=0.0, le=1.0)
-    fault_codes: tuple[str, ...] = Field(
-        ("lens_blocked", "power_unstable", "storage_error"), min_length=1
+    fault_codes: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field(
+        ("lens_blocked", "power_unstable", "storage_error"), min_length=1, max_length=32
     )
 
 

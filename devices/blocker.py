@@ -13,7 +13,7 @@ from collections.abc import Generator
 from typing import Annotated, Any, ClassVar, Literal
 
 import simpy
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field
 
 from devices.base import Cause, Device
 from devices.events import DoorHeld, DoorOpenTooLong, DoorReleased, EbikeDetected
@@ -21,6 +21,7 @@ from devices.events import DoorHeld, DoorOpenTooLong, DoorReleased, EbikeDetecte
 __all__ = ["LOOKALIKES", "BlockerParams", "EbikeBlocker", "Encounter", "Lookalike"]
 
 LOOKALIKES: tuple[str, ...] = ("stroller", "wheelchair", "bicycle", "trolley")
+Seconds = Annotated[float, Field(gt=0.0, le=86400.0)]
 Lookalike = Literal["stroller", "wheelchair", "bicycle", "trolley"]
 
 Encounter = Literal["blocked", "passed", "busy", "off"]
@@ -42,9 +43,9 @@ class BlockerParams(BaseModel):
         default_factory=_default_lookalikes
     )
     confidence_floor: float = Field(0.5, ge=0.0, lt=1.0)
-    confirm_seconds: tuple[PositiveFloat, PositiveFloat] = (1.0, 2.0)
-    release_delay_seconds: float = Field(7.0, ge=0.0)
-    open_too_long_seconds: PositiveFloat = 120.0
+    confirm_seconds: tuple[Seconds, Seconds] = (1.0, 2.0)
+    release_delay_seconds: float = Field(7.0, ge=0.0, le=3600.0)
+    open_too_long_seconds: Seconds = 120.0
 
 
 class EbikeBlocker(Device):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from devices.base import Cause, Device
 from devices.events import FallingObject
@@ -19,6 +19,7 @@ __all__ = ["FALSE_CAUSES", "CameraParams", "FallingObjectCamera", "Nuisance", "i
 FALSE_CAUSES: tuple[str, ...] = ("bird", "insect", "leaves", "rain", "laundry", "camera_shake")
 Nuisance = Literal["bird", "insect", "leaves", "rain", "laundry", "camera_shake"]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Floor = Annotated[int, Field(gt=0, le=200)]
 
 
 def _default_fooled() -> dict[Nuisance, float]:
@@ -46,14 +47,14 @@ class CameraParams(BaseModel):
     recall_day: Share = 0.93
     recall_night: Share = 0.65
     small_object_factor: Share = 0.7  # cigarette butts, peel: harder to track than a bag or a pot
-    min_floor: PositiveInt = 3  # lowest window floor the view covers
-    max_floor: PositiveInt = 15
+    min_floor: Floor = 3  # lowest window floor the view covers
+    max_floor: Floor = 15
     above_range_factor: Share = 0.5
-    min_floors_spanned: PositiveInt = 3  # "more than 2 floors"
-    floor_error_sd: float = Field(0.8, ge=0.0)
+    min_floors_spanned: Floor = 3  # "more than 2 floors"
+    floor_error_sd: float = Field(0.8, ge=0.0, le=100.0)
     column_error: Share = 0.15
     confidence_threshold: Share = 0.5
-    sensitivity: float = Field(1.0, ge=0.0)  # scales how often nuisances fool it
+    sensitivity: float = Field(1.0, ge=0.0, le=100.0)  # scales how often nuisances fool it
     fooled: dict[Nuisance, Share] = Field(default_factory=_default_fooled)
 
 

@@ -25,14 +25,16 @@ class ClutterParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_dwell_seconds: float = Field(120.0, gt=0.0)
+    min_dwell_seconds: float = Field(120.0, gt=0.0, le=604800.0)
     area_threshold: float = Field(0.35, ge=0.0, le=1.0)
-    area_noise_sd: float = Field(0.05, ge=0.0)
+    area_noise_sd: float = Field(0.05, ge=0.0, le=1.0)
     recall: float = Field(0.95, ge=0.0, le=1.0)  # lighting and occlusion
     active_from_hour: float = Field(0.0, ge=0.0, le=24.0)
     active_to_hour: float = Field(24.0, ge=0.0, le=24.0)
-    cooldown_seconds: float = Field(600.0, ge=0.0)
-    recheck_seconds: float = Field(600.0, gt=0.0)  # while off duty, faulted or cooling down
+    cooldown_seconds: float = Field(600.0, ge=0.0, le=604800.0)
+    recheck_seconds: float = Field(
+        600.0, ge=1.0, le=86400.0
+    )  # while off duty, faulted or cooling down
 
 
 @dataclass(slots=True)

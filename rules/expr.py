@@ -34,9 +34,10 @@ from rules.exprnodes import (
     ordered,
 )
 
-__all__ = ["Expr", "ExprError", "FieldType", "compile_expr"]
+__all__ = ["Expr", "ExprError", "FieldRange", "FieldType", "compile_expr"]
 
 FieldType = Literal["number", "string", "bool"]
+FieldRange = tuple[float, float]  # the least and the greatest value a number field can hold
 
 #: Longest filter text accepted, in characters.
 MAX_TEXT_LENGTH = 1000
@@ -64,7 +65,13 @@ class Expr:
 
 
 class _Parser:
-    def __init__(self, text: str, fields: Mapping[str, FieldType]) -> None:
+    def __init__(
+        self,
+        text: str,
+        fields: Mapping[str, FieldType],
+        ranges: Mapping[str, FieldRange] | None = None,
+    ) -> None:
+        self.ranges = ranges or {}
         self.stream = tokenize(text)
         self.buffer: list[Token] = []  # tokens read ahead; buffer[0] is the current one
         self.depth = 0
@@ -276,6 +283,8 @@ class _Parser:
         for side in (left, right):
             if side.kind == "list":
                 self.fail("a list can only appear on the right of 'in' or 'not in'", side.column)
+        self.in_range(left, right)
+        self.in_range(right, left)
         lget, rget = left.get, right.get
         if op in ORDERING:
             for side in (left, right):
@@ -294,6 +303,22 @@ class _Parser:
             other = rget if left.type == "null" else lget
             return cond(left.column, null_test(other, negate))
         return cond(left.column, equality(lget, rget, negate))
+
+    def in_range(self, field: Node, other: Node) -> None:
+        """A number literal compared with a field must lie where the field's values can."""
+        if other.kind == "literal" and other.type == "number":
+            self.check_range(field, other.get({}), other.column)
+
+    def check_range(self, field: Node, value: object, column: int) -> None:
+        if field.kind != "field" or field.name not in self.ranges:
+            return
+        lo, hi = self.ranges[field.name]
+        if isinstance(value, int | float) and not lo <= value <= hi:
+            self.fail(
+                f"{value} is outside the range of '{field.name}' ({lo:g} to {hi:g}): "
+                "the comparison is the same for every event",
+                column,
+            )
 
     def membership(self, left: Node, op: str, right: Node) -> Node:
         if left.kind not in ("field", "literal"):
@@ -318,16 +343,25 @@ class _Parser:
                     f"(left side: {left.describe()})",
                     column,
                 )
+        for value, type_, column in right.items:
+            if type_ == "number":
+                self.check_range(left, value, column)
         has_null = any(type_ == "null" for _, type_, _ in right.items)
         keys = frozenset((kind_of(v), v) for v, type_, _ in right.items if type_ != "null")
         return cond(left.column, member(left.get, keys, has_null, op == "not in"))
 
 
-def compile_expr(text: str, fields: Mapping[str, FieldType]) -> Expr:
+def compile_expr(
+    text: str,
+    fields: Mapping[str, FieldType],
+    ranges: Mapping[str, FieldRange] | None = None,
+) -> Expr:
     """Parse, type-check and compile a filter over the given event fields.
 
-    ``fields`` maps every field name the filter may use to its type. Raises :class:`ExprError`
-    (with the 0-based column of the offending token) for any bad filter.
+    ``fields`` maps every field name the filter may use to its type, ``ranges`` a number field to
+    the least and greatest value it can hold (a literal outside is refused: ``confidence >= 2``
+    can never be true). Raises :class:`ExprError` (with the 0-based column of the offending token)
+    for any bad filter.
     """
     for name, type_ in fields.items():
         if type_ not in _FIELD_TYPES:
@@ -336,6 +370,6 @@ def compile_expr(text: str, fields: Mapping[str, FieldType]) -> Expr:
             )
     if len(text) > MAX_TEXT_LENGTH:
         raise ExprError(f"filter longer than {MAX_TEXT_LENGTH} characters", MAX_TEXT_LENGTH)
-    parser = _Parser(text, fields)
+    parser = _Parser(text, fields, ranges)
     predicate = parser.parse()
     return Expr(text, frozenset(parser.used), predicate)

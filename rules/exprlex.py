@@ -12,10 +12,16 @@ as before. It imports nothing outside the standard library.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from typing import Literal
 
 __all__ = ["ExprError", "TokKind", "Token", "tokenize"]
+
+#: Longest number literal accepted, in characters, and the largest magnitude: a literal that
+#: overflows (``1e99999`` is infinity) could never compare with a real measurement.
+MAX_NUMBER_LENGTH = 64
+MAX_MAGNITUDE = 1e300
 
 _KEYWORDS: frozenset[str] = frozenset({"and", "or", "not", "in", "true", "false", "null"})
 _WHITESPACE = frozenset(" \t\r\n\f\v")
@@ -125,7 +131,11 @@ def _read_number(text: str, start: int) -> tuple[Token, int]:
     if i < n and (text[i] in _IDENT_CHARS or text[i] == "."):
         raise ExprError(f"malformed number: unexpected {text[i]!r} after {text[start:i]}", i)
     spelling = text[start:i]
+    if i - start > MAX_NUMBER_LENGTH:
+        raise ExprError(f"number longer than {MAX_NUMBER_LENGTH} characters", start)
     value: float | int = float(spelling) if is_float else int(spelling)
+    if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+        raise ExprError(f"number {spelling} is out of range (beyond ±1e300)", start)
     return Token("num", spelling, start, value), i
 
 

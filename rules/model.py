@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from devices.events import EVENT_TYPES, DeviceKind
 
 __all__ = [
     "INCIDENT_TYPES",
+    "MAX_DURATION",
     "AbsenceCond",
     "Condition",
     "CountCond",
@@ -58,7 +59,10 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '10m'")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"duration {value} is too long") from None
     if isinstance(value, str):
         text = value.replace(" ", "")
         if not _DURATION.match(text):
@@ -85,16 +89,22 @@ def format_duration(seconds: float) -> str:
     return out
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0.0)]
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0.0)]
+#: The longest duration a rule may name (a year and a day): windows, timers and SLAs beyond it only
+#: hold state for nothing. Every count and list below is bounded too (``pmsim schema rules``).
+MAX_DURATION = 366 * 86400.0
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0.0, le=MAX_DURATION)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0.0, le=MAX_DURATION)]
 Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Label = Annotated[str, Field(min_length=1, max_length=64)]
 Severity = Literal["info", "warning", "critical"]
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 IncidentType = Literal[INCIDENT_TYPES]  # type: ignore[valid-type]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class Match(_Strict):
@@ -102,7 +112,7 @@ class Match(_Strict):
 
     type: EventType
     device_kind: DeviceKind | None = None
-    where: str | None = None
+    where: Annotated[str, Field(max_length=1000)] | None = None
 
 
 class EventCond(_Strict):
@@ -116,7 +126,7 @@ class CountCond(_Strict):
     seconds before the latest still counts)."""
 
     kind: Literal["count"]
-    n: PositiveInt
+    n: Annotated[int, Field(gt=0, le=1_000_000)]
     window: PositiveDuration
 
 
@@ -124,7 +134,7 @@ class ThresholdCond(_Strict):
     """A value with hysteresis: raise at ``raise``, clear only past ``clear``."""
 
     kind: Literal["threshold"]
-    field: str
+    field: Label
     direction: Literal["above", "below"] = "above"
     raise_level: float = Field(alias="raise")
     clear_level: float = Field(alias="clear")
@@ -135,7 +145,7 @@ class DurationCond(_Strict):
     gives the start events)."""
 
     kind: Literal["duration"]
-    stop: list[Match] = Field(min_length=1)
+    stop: list[Match] = Field(min_length=1, max_length=32)
     at_least: PositiveDuration
 
 
@@ -151,7 +161,7 @@ class SequenceCond(_Strict):
     when it is ``followed`` in time."""
 
     kind: Literal["sequence"]
-    then: list[Match] = Field(min_length=1)
+    then: list[Match] = Field(min_length=1, max_length=32)
     within: PositiveDuration
     expect: Literal["missing", "followed"] = "missing"
 
@@ -161,7 +171,7 @@ class RepeatCond(_Strict):
 
     kind: Literal["repeat"]
     rule: Ident
-    k: Annotated[int, Field(ge=2)]
+    k: Annotated[int, Field(ge=2, le=10_000)]
     within: PositiveDuration
 
 
@@ -181,11 +191,11 @@ class Inhibit(_Strict):
     ``equal`` labels match it."""
 
     rule: Ident
-    equal: list[str] = Field(min_length=1)
+    equal: list[Label] = Field(min_length=1, max_length=16)
 
 
 class WorkOrderSpec(_Strict):
-    team: str = Field(min_length=1)
+    team: Label
     ack_sla: PositiveDuration
     close_sla: PositiveDuration
     reopen_within: Duration = 86400.0
@@ -193,9 +203,9 @@ class WorkOrderSpec(_Strict):
 
 class Rule(_Strict):
     id: Ident
-    description: str = ""
-    watch: list[Match] = Field(default_factory=list)
-    key: list[str] = Field(min_length=1)
+    description: Annotated[str, Field(max_length=2000)] = ""
+    watch: list[Match] = Field(default_factory=list, max_length=32)
+    key: list[Label] = Field(min_length=1, max_length=16)
     condition: Condition
     severity: Severity = "warning"
     for_: Duration = Field(0.0, alias="for")
@@ -204,14 +214,14 @@ class Rule(_Strict):
     active_hours: (
         tuple[Annotated[float, Field(ge=0, le=24)], Annotated[float, Field(ge=0, le=24)]] | None
     ) = None
-    escalate: list[Escalation] = Field(default_factory=list)
-    inhibited_by: list[Inhibit] = Field(default_factory=list)
+    escalate: list[Escalation] = Field(default_factory=list, max_length=8)
+    inhibited_by: list[Inhibit] = Field(default_factory=list, max_length=16)
     workorder: WorkOrderSpec | None = None
-    detects: list[IncidentType] = Field(default_factory=list)
+    detects: list[IncidentType] = Field(default_factory=list, max_length=len(INCIDENT_TYPES))
     grace: Duration = 600.0
 
 
 class RuleFile(_Strict):
     version: Literal[1] = 1
     allowed_lateness: Duration = 60.0
-    rules: list[Rule] = Field(min_length=1)
+    rules: list[Rule] = Field(min_length=1, max_length=1000)

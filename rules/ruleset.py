@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from devices.events import EVENT_MODELS, DeviceEvent
-from rules.expr import Expr, ExprError, FieldType, compile_expr
+from rules.expr import Expr, ExprError, FieldRange, FieldType, compile_expr
 from rules.model import Match, Rule, RuleFile, ThresholdCond
 
-__all__ = ["CompiledMatch", "CompiledRule", "FieldView", "RuleError", "RuleSet", "event_fields"]
+__all__ = [
+    "CompiledMatch",
+    "CompiledRule",
+    "FieldView",
+    "RuleError",
+    "RuleSet",
+    "event_field_ranges",
+    "event_fields",
+]
 
 
 class RuleError(ValueError):
@@ -66,6 +74,35 @@ def event_fields(event_type: str) -> dict[str, FieldType]:
     return out
 
 
+def _range(annotation: Any) -> FieldRange | None:
+    """The bounds a number field's ``msgspec.Meta`` states (ge/gt/le/lt), if any."""
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        found = [r for a in get_args(annotation) if (r := _range(a)) is not None]
+        return found[0] if len(found) == 1 else None
+    if get_origin(annotation) is not typing.Annotated:
+        return None
+    lo, hi = float("-inf"), float("inf")
+    for meta in get_args(annotation)[1:]:
+        for name in ("ge", "gt"):
+            if isinstance(getattr(meta, name, None), int | float):
+                lo = max(lo, float(getattr(meta, name)))
+        for name in ("le", "lt"):
+            if isinstance(getattr(meta, name, None), int | float):
+                hi = min(hi, float(getattr(meta, name)))
+    return None if (lo, hi) == (float("-inf"), float("inf")) else (lo, hi)
+
+
+def event_field_ranges(event_type: str) -> dict[str, FieldRange]:
+    """The bounds of one event type's number fields, as its schema states them."""
+    model = EVENT_MODELS[event_type]
+    hints = typing.get_type_hints(model, include_extras=True)
+    out: dict[str, FieldRange] = {}
+    for name in model.__struct_fields__:
+        if _field_type(hints[name]) == "number" and (bounds := _range(hints[name])) is not None:
+            out[name] = bounds
+    return out
+
+
 class FieldView:
     """An event's fields as an expression reads them (``get``), without copying them."""
 
@@ -110,7 +147,7 @@ def _compile_matches(
         where = None
         if m.where is not None:
             try:
-                where = compile_expr(m.where, event_fields(m.type))
+                where = compile_expr(m.where, event_fields(m.type), event_field_ranges(m.type))
             except ExprError as exc:
                 raise RuleError(
                     ("rules", rule_index, *field, i, "where"), rule.id, str(exc)

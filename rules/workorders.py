@@ -17,7 +17,7 @@ from typing import Any
 from rules.alerts import AlertState, iso
 from rules.model import WorkOrderSpec
 
-__all__ = ["WorkOrder", "WorkOrderBook", "workorder_figures"]
+__all__ = ["WorkOrder", "WorkOrderBook", "workorder_figures", "workorder_prefix"]
 
 
 @dataclass(slots=True)
@@ -51,6 +51,10 @@ class WorkOrderBook:
         self.orders: dict[str, WorkOrder] = {}
         self.last_by_identity: dict[str, str] = {}
         self._next = 1
+        # Work-order ids are ``{prefix}{n:06d}``: ``WO000001`` for a single engine; engines that
+        # split a district (``rules serve --partition K/N``) each number with a prefix of their
+        # own (:func:`workorder_prefix`), so their ids never collide.
+        self.prefix = "WO"
 
     def record(
         self, wo: WorkOrder, change: str, t: float, epoch: datetime | None, **extra: Any
@@ -95,7 +99,7 @@ class WorkOrderBook:
             last.closed_s = None
             alert.workorder_id = last.workorder_id
             return last, self.record(last, "reopened", t, epoch)
-        wid = f"WO{self._next:06d}"
+        wid = f"{getattr(self, 'prefix', 'WO')}{self._next:06d}"
         self._next += 1
         wo = WorkOrder(
             wid,
@@ -142,6 +146,14 @@ class WorkOrderBook:
         if which == "close" and wo.closed_s is None and due == wo.close_due_s:
             return self.record(wo, "close_overdue", due, epoch)
         return None
+
+
+def workorder_prefix(partition: tuple[int, int] | None) -> str:
+    """The prefix of work-order ids: ``WO`` alone, ``WO-p1of2-`` for partition 1 of 2."""
+    if partition is None:
+        return "WO"
+    k, n = partition
+    return f"WO-p{k}of{n}-"
 
 
 def workorder_figures(orders: list[WorkOrder], end_s: float) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""``pmsim``: the command line. Exit codes: 0 ok, 2 bad input (one line, no traceback), 1 internal
-error or failed rule tests."""
+"""``pmsim``: the command line. Exit codes: 0 ok; 1 internal error or failed rule tests; 2 bad input
+(a file, an argument, an unreachable broker: one line, no traceback); 3 the broker lost in the
+middle of a run ("lost the connection to BROKER at ...", within about 10 s; no run folder written);
+130 interrupted."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from rules.space import SearchSpace
 from sim.commands.facts import add_facts_parser, facts_command
 from sim.commands.ranks import RANK_CONFIG_HELP, add_rank_parsers, rank_command, report_command
 from sim.commands.scenariogen import add_scenario_parser, scenario_command
-from sim.errors import BadInput
+from sim.errors import BadInput, BrokerLost
 from sim.files.rulefiles import DEFAULT_RULES, rules_from_loaded
 from sim.files.yamlio import load_yaml, validate_loaded
 from sim.world.faultspec import FaultsFile
@@ -384,6 +386,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as exc:
         print(f"pmsim: error: {exc}", file=sys.stderr)
         return 2
+    except BrokerLost as exc:
+        print(f"pmsim: error: {exc}", file=sys.stderr)
+        return 3
     except BrokenPipeError:  # e.g. piped into head
         return 0
     except KeyboardInterrupt:

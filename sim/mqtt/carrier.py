@@ -184,11 +184,14 @@ def _over_mqtt(
         )
         engine = host
         carrier = transport
+        host.sim_time = lambda: carrier.sim_time
 
         def caught_up() -> bool:  # messages the broker holds for the engine: half the limit
+            carrier.check_link()  # a lost broker is said as such, not as a silent engine
             return carrier.messages - engine.received < EXTERNAL_BACKLOG_LIMIT // 2
 
         def backlog_below() -> bool:
+            carrier.check_link()
             return engine.expected - engine.fed < BACKLOG_LIMIT
 
         def expect(_topic: str, event: DeviceEvent) -> None:
@@ -243,9 +246,10 @@ def _over_mqtt(
 
         yield transport, finish, publish_ranking
     finally:
+        lost = (transport is not None and transport.lost) or (host is not None and host.lost)
         if transport is not None:
             transport.close()
         if host is not None:
-            host.close()
+            host.close(quick=lost)  # a lost broker: nothing the engine could still say
         if embedded is not None:
             embedded.stop()

@@ -33,7 +33,7 @@ from typing import Any
 from rules.engine import Engine
 from rules.model import RuleFile
 from rules.ruleset import RuleSet
-from sim.errors import BadInput
+from sim.errors import LOST_AFTER, BadInput, BrokerLost, lost_message
 from sim.files.records import EngineOutcome, RecordWriter, finish_engine
 from sim.mqtt.intake import Intake
 from sim.mqtt.outbox import Outbox, record_topic
@@ -73,11 +73,15 @@ class EngineReport:
 
 
 def _child(
-    job: EngineJob, conn: Connection, fed: Synchronized[int], got: Synchronized[int]
+    job: EngineJob,
+    conn: Connection,
+    fed: Synchronized[int],
+    got: Synchronized[int],
+    down: Synchronized[float],
 ) -> None:
     """The child's main: serve until told the run's end, then report; any failure is reported."""
     try:
-        _serve(job, conn, fed, got)
+        _serve(job, conn, fed, got, down)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             conn.send(("error", _describe(exc)))
@@ -91,8 +95,30 @@ def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+def _watch_link(client: Any, down: Synchronized[float]) -> None:
+    """Keep ``down`` at the wall time the subscriber's connection dropped, 0 while it is up."""
+    answered = client.on_connect
+
+    def on_connect(c: Any, u: Any, f: Any, rc: Any, p: Any) -> None:
+        if answered is not None:
+            answered(c, u, f, rc, p)
+        if not rc.is_failure:
+            down.value = 0.0
+
+    def on_disconnect(*_a: Any) -> None:
+        if down.value == 0.0:
+            down.value = time.time()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+
+
 def _serve(
-    job: EngineJob, conn: Connection, fed: Synchronized[int], got: Synchronized[int]
+    job: EngineJob,
+    conn: Connection,
+    fed: Synchronized[int],
+    got: Synchronized[int],
+    down: Synchronized[float],
 ) -> None:
 
     engine = Engine(RuleSet(job.spec))
@@ -118,6 +144,7 @@ def _serve(
         outbox: Outbox | None = None
         try:
             intake.start()
+            _watch_link(intake.client, down)
             outbox = Outbox(job.url, job.records_client_id)
             box = outbox
 
@@ -160,10 +187,13 @@ class EngineProcess:
         ctx = mp.get_context("spawn")  # never fork a process with paho threads in it
         self._fed = ctx.Value("q", 0, lock=False)
         self._got = ctx.Value("q", 0, lock=False)
+        self._down = ctx.Value("d", 0.0, lock=False)  # wall time the engine lost the broker
+        self._url = job.url
+        self.sim_time: Callable[[], str | None] = lambda: None  # for the lost-broker message
         self._conn, child_conn = ctx.Pipe()
         self._proc = ctx.Process(
             target=_child,
-            args=(job, child_conn, self._fed, self._got),
+            args=(job, child_conn, self._fed, self._got, self._down),
             name="pmsim-engine",
             daemon=True,
         )
@@ -263,11 +293,24 @@ class EngineProcess:
         return message
 
     def _check_alive(self) -> None:
+        self.check_link()
         if not self._proc.is_alive() and not self._conn.poll():
             raise BadInput(f"engine process: exited with code {self._proc.exitcode}")
 
-    def close(self) -> None:
-        """Stop the child if it is still there (after an error); idempotent."""
+    def check_link(self) -> None:
+        """Raise :class:`BrokerLost` once the engine's connection has been down LOST_AFTER."""
+        since = float(self._down.value)
+        if since and time.time() - since >= LOST_AFTER:
+            raise BrokerLost(lost_message(self._url, since, self.sim_time()))
+
+    @property
+    def lost(self) -> bool:
+        since = float(self._down.value)
+        return bool(since) and time.time() - since >= LOST_AFTER
+
+    def close(self, quick: bool = False) -> None:
+        """Stop the child if it is still there (after an error); idempotent. ``quick``: the
+        broker is gone, so the child has nothing left to finish."""
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(1.0)
@@ -275,7 +318,7 @@ class EngineProcess:
             self._conn.close()
         if self._proc.pid is None:
             return
-        self._proc.join(10.0)
+        self._proc.join(1.0 if quick else 10.0)
         if self._proc.is_alive():
             self._proc.terminate()
             self._proc.join(5.0)

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -40,6 +41,7 @@ from devices.events import (
     topic_for,
     unknown_type,
 )
+from devices.jsonkeys import DUPLICATE, duplicate_key, pairs_hook
 from sim.errors import BadInput
 from sim.mqtt.client import connect
 from sim.mqtt.url import BrokerURL
@@ -83,7 +85,15 @@ def decode_payload(
     expected = topic_for(event, prefix)
     if topic != expected:
         raise DeadLetter("wrong_topic", f"content belongs on {expected}"[:200])
+    _no_duplicate_key(payload, event)
     return event
+
+
+def _no_duplicate_key(payload: bytes, event: DeviceEvent) -> None:
+    """A payload that repeats a key is refused (:mod:`devices.jsonkeys`)."""
+    key = duplicate_key(payload, event)
+    if key is not None:
+        raise DeadLetter("duplicate_key", key[:64])
 
 
 def _diagnose(payload: bytes) -> DeviceEvent:
@@ -104,13 +114,15 @@ def _parse(text: str) -> Any:
     depth of the caller's stack (``json.loads`` alone gives up at a depth that depends on it),
     and so are integers over 4,300 digits (``json.loads`` raises a bare ValueError for those)."""
     from_json(text)
-    return json.loads(text)
+    return json.loads(text, object_pairs_hook=pairs_hook)
 
 
 def _from_doc(doc: Any, text: str) -> DeviceEvent:
     """``doc`` (parsed from ``text``) as an event, or :class:`DeadLetter` with the reason."""
     if not isinstance(doc, dict):
         raise DeadLetter("not_an_object", type(doc).__name__)
+    if DUPLICATE in doc:
+        raise DeadLetter("duplicate_key", str(doc[DUPLICATE])[:64])
     version = doc.get("schema_version")
     if version != SCHEMA_VERSION:
         raise DeadLetter("schema_version", f"got {str(version)[:40]!r}, speak {SCHEMA_VERSION}")
@@ -149,7 +161,7 @@ def decode_batch(
         out = _diagnose_batch(payload, max_batch)
     else:
         said = states_version(payload, batch=True)
-        out = list(events) if said else _diagnose_batch(payload, max_batch)
+        out = _checked(payload, events) if said else _diagnose_batch(payload, max_batch)
     if len(out) > max_batch:
         raise DeadLetter("too_many", f"{len(out)} events > {max_batch}")
     for i, item in enumerate(out):
@@ -164,6 +176,21 @@ def decode_batch(
         head = event_json(item)[:120]
         out[i] = DeadLetter("wrong_topic", f"content belongs on {belongs}"[:200], head)
     return out
+
+
+def _checked(payload: bytes, events: list[DeviceEvent]) -> list[DeviceEvent | DeadLetter]:
+    """The events of a batch, each that repeats a key in its JSON as its dead letter."""
+    out: list[DeviceEvent | DeadLetter] = list(events)
+    for i, raw in enumerate(_raw_batch.decode(payload)):
+        try:
+            _no_duplicate_key(bytes(raw), events[i])
+        except DeadLetter as bad:
+            bad.head = bytes(raw)[:120].decode("utf-8", "replace")
+            out[i] = bad
+    return out
+
+
+_raw_batch = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def _diagnose_batch(payload: bytes, max_batch: int) -> list[DeviceEvent | DeadLetter]:

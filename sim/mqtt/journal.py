@@ -84,15 +84,20 @@ class Ledger:
     # -- start ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, rules: RuleSet, render: Render, state: Path | None) -> Ledger:
+    def open(
+        cls, rules: RuleSet, render: Render, state: Path | None, workorder_prefix: str = "WO"
+    ) -> Ledger:
         """Restore ``state`` and its journal (if any); :meth:`unsent` then lists what to publish.
-        With a state file, a fresh snapshot is written and a new journal begun."""
+        With a state file, a fresh snapshot is written and a new journal begun. Work orders are
+        numbered after ``workorder_prefix`` (a partition's own), the replayed ones too."""
         ledger = cls(Engine(rules), render, state)
+        ledger.engine.s.workorders.prefix = workorder_prefix
         if state is None:
             return ledger
         ledger._hold(state)
         if state.exists():
             ledger._restore(rules, state.read_bytes())
+            ledger.engine.s.workorders.prefix = workorder_prefix
         journal = journal_path(state)
         if journal.exists():
             ledger._replay(journal)

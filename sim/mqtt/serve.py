@@ -3,7 +3,7 @@
 It subscribes to the device topics with a persistent session (so the broker queues events while it
 is down), validates every payload (bad ones go to the dead-letter topic), drops redelivered events
 by id, publishes alerts and work-order changes, and can own a subset of estates so several workers
-split a district. paho reconnects with backoff and the intake resubscribes on every connect. With
+split a district (each partition numbers its work orders apart: ``WO-p0of2-000001``). paho reconnects with backoff and the intake resubscribes on every connect. With
 ``--state FILE`` the engine's state is saved periodically and on exit, and restored on start, so a
 restarted service resumes its windows and timers; a journal next to it (:mod:`sim.mqtt.journal`) covers
 the seconds since the last snapshot, so even a killed service loses no event and publishes no
@@ -28,6 +28,7 @@ from typing import IO
 
 from devices.events import DeviceEvent
 from rules.engine import Record
+from rules.workorders import workorder_prefix
 from sim.errors import BadInput
 from sim.files.rulefiles import load_rules
 from sim.mqtt.intake import DEFAULT_MAX_PAYLOAD, Intake
@@ -81,7 +82,7 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
     def render(r: Record) -> tuple[str, str]:
         return record_topic(opts.prefix, r), json.dumps(r, ensure_ascii=False)
 
-    ledger = Ledger.open(rules, render, opts.state)
+    ledger = Ledger.open(rules, render, opts.state, workorder_prefix(opts.partition))
     engine = ledger.engine
     skipped: Counter[str] = Counter()
     intake: Intake

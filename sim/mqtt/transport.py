@@ -38,7 +38,7 @@ from devices.events import (
     topic_for,
 )
 from devices.liveness import BeatRun
-from sim.errors import BadInput
+from sim.errors import LOST_AFTER, BadInput, BrokerLost, lost_message
 from sim.mqtt.client import Will, connect, protocol_name
 from sim.mqtt.url import BrokerURL
 
@@ -96,6 +96,11 @@ class MqttTransport:
         self.failed = 0
         self.wills = 0  # offline statuses the broker published as last wills
         self.protocol = "?"
+        # A lost broker: when each client's connection dropped (monotonic, wall), until paho's
+        # reconnect is answered; past LOST_AFTER the run stops (BrokerLost).
+        self._down: dict[int, tuple[float, float]] = {}
+        self._closing = False
+        self._sim_time: str | None = None  # of the last event published, for the message
         if batch > 1:
             self._flusher = threading.Thread(
                 target=self._linger_loop, name="pmsim-batch-linger", daemon=True
@@ -131,6 +136,58 @@ class MqttTransport:
                 self.failed += 1
             self._cond.notify_all()
 
+    def _on_disconnect(self, c: mqtt.Client, *_a: Any) -> None:
+        if not self._closing and c in self._clients.values():
+            with self._cond:
+                self._down.setdefault(id(c), (time.monotonic(), time.time()))
+                self._cond.notify_all()
+
+    def _on_connect(self, c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        if not rc.is_failure:
+            with self._cond:
+                self._down.pop(id(c), None)
+
+    def check_link(self) -> None:
+        """Raise :class:`BrokerLost` once a connection has been down for :data:`LOST_AFTER`."""
+        if not self._down:
+            return
+        down = list(self._down.values())  # one step under the GIL: paho's thread may change it
+        if not down:
+            return
+        since, wall = min(down)
+        if time.monotonic() - since >= LOST_AFTER:
+            raise BrokerLost(lost_message(self.url, wall, self._sim_time))
+
+    @property
+    def sim_time(self) -> str | None:
+        """The simulated time of the last event published (ISO 8601)."""
+        return self._sim_time
+
+    @property
+    def lost(self) -> bool:
+        try:
+            self.check_link()
+        except BrokerLost:
+            return True
+        return False
+
+    def _connect(self, estate: str, will: Will) -> mqtt.Client:
+        """A gateway's connection; once the run has had one, a broker that does not answer is a
+        lost broker, not bad input."""
+        try:
+            return connect(
+                self.url,
+                self._client_id(estate),
+                will=will,
+                setup=self._setup,
+                on_connect=self._on_connect,
+                on_disconnect=self._on_disconnect,
+            )
+        except BadInput as exc:
+            if self.messages == 0:
+                raise
+            raise BrokerLost(lost_message(self.url, time.time(), self._sim_time)) from exc
+
     def _setup(self, c: mqtt.Client) -> None:
         c.on_publish = self._on_publish
         c.max_inflight_messages_set(self.window)
@@ -155,11 +212,8 @@ class MqttTransport:
             status="offline",
         )
 
-        client = connect(
-            self.url,
-            self._client_id(event.estate),
-            will=Will(topic_for(will, self.prefix), event_bytes(will), 1, True),
-            setup=self._setup,
+        client = self._connect(
+            event.estate, Will(topic_for(will, self.prefix), event_bytes(will), 1, True)
         )
         self.protocol = protocol_name(client)
         self._clients[event.estate] = client
@@ -181,6 +235,8 @@ class MqttTransport:
     def _publish(self, event: DeviceEvent, text_taps: bool) -> None:
         if self._error is not None:
             raise self._error
+        self.check_link()
+        self._sim_time = event.time.isoformat()
         text = event_json(event)
         topic = topic_for(event, self.prefix)
         if text_taps:
@@ -212,9 +268,7 @@ class MqttTransport:
     def _send(self, client: mqtt.Client, topic: str, payload: str, retain: bool, n: int) -> None:
         with self._cond:
             if self.qos > 0:
-                while self._unacked >= self.window:
-                    if not self._cond.wait(30.0):
-                        raise BadInput(f"broker {self.url}: no acknowledgement for 30 s")
+                self._wait(lambda: self._unacked < self.window)
             self._unacked += 1
         # Not under _cond: paho holds its own lock when it calls _on_publish.
         info = client.publish(topic, payload, qos=self.qos, retain=retain)
@@ -235,18 +289,13 @@ class MqttTransport:
     def _die_with_will(self, estate: str, topic: str, status: str) -> None:
         """The gateway's link dies; the broker publishes ``status`` as its last will."""
         with self._cond:  # what the gateway sent before is acknowledged before the link goes
-            while self._unacked > 0:
-                if not self._cond.wait(30.0):
-                    raise BadInput(f"broker {self.url}: no acknowledgement for 30 s")
+            self._wait(lambda: self._unacked == 0)
         old = self._clients.pop(estate)
+        self._down.pop(id(old), None)
         old.disconnect()  # a clean goodbye: no will for this connection
         old.loop_stop()
-        doomed = connect(
-            self.url,
-            self._client_id(estate),
-            will=Will(topic, status.encode(), 1, True),
-            setup=self._setup,
-        )
+        doomed = self._connect(estate, Will(topic, status.encode(), 1, True))
+        doomed.on_disconnect = None  # this one dies on purpose
         sock = doomed.socket()
         doomed.loop_stop()  # no reconnecting: this link is gone
         if isinstance(sock, socket.socket):
@@ -257,6 +306,16 @@ class MqttTransport:
             self.acked += 1  # the broker took the will with the CONNACK
         self.wills += 1
         self.messages += 1
+
+    def _wait(self, ready: Callable[[], bool]) -> None:
+        """Wait (holding ``_cond``) until ``ready()``: 30 s without an acknowledgement is a broker
+        that does not answer, a connection down for LOST_AFTER a lost broker."""
+        deadline = time.monotonic() + 30.0
+        while not ready():
+            self.check_link()
+            if time.monotonic() > deadline:
+                raise BadInput(f"broker {self.url}: no acknowledgement for 30 s")
+            self._cond.wait(0.25)
 
     def _send_batch(self, estate: str) -> None:
         pending = self._pending.pop(estate)
@@ -291,6 +350,7 @@ class MqttTransport:
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._unacked > 0:
+                self.check_link()
                 left = deadline - time.monotonic()
                 if left <= 0 or (
                     not self._cond.wait(min(left, 1.0)) and time.monotonic() >= deadline
@@ -300,8 +360,10 @@ class MqttTransport:
 
     def close(self) -> None:
         try:
-            self.flush()
+            if not self.lost:  # nobody to flush to
+                self.flush()
         finally:
+            self._closing = True
             self._stop.set()
             if self._flusher is not None:
                 self._flusher.join(5.0)

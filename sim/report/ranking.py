@@ -17,8 +17,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rules.model import RuleFile
 from rules.periods import Period, PeriodKind, periods, ranked_periods, run_period
 from rules.rankconfig import RankConfig, RankConfigError, check_config
@@ -26,7 +24,7 @@ from rules.rankings import rank_period
 from rules.rankvalidity import add_stability
 from sim.errors import BadInput
 from sim.files.records import read_jsonl, run_info
-from sim.files.yamlio import load_yaml, validate_loaded
+from sim.files.yamlio import load_yaml, validate_loaded, yaml_data
 from sim.report.inspections import inspect, staff_events
 from sim.report.rankinputs import RunRecords, estate_periods
 from sim.report.siteinspections import site_inspections
@@ -80,14 +78,12 @@ def _read_folder(run_dir: Path) -> tuple[list[Any], dict[str, Any], RuleFile]:
     try:
         estates = json.loads((run_dir / what).read_text(encoding="utf-8"))
         what = "scenario.resolved.yaml"
-        scenario = yaml.safe_load((run_dir / what).read_text(encoding="utf-8"))
+        scenario = yaml_data(run_dir / what)
         what = "rules.yaml"
-        rules = RuleFile.model_validate(
-            yaml.safe_load((run_dir / what).read_text(encoding="utf-8"))
-        )
+        rules = RuleFile.model_validate(yaml_data(run_dir / what))
     except FileNotFoundError:
         raise BadInput(f"{run_dir}: not a complete run folder ({what} missing)") from None
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInput(f"{run_dir / what}: cannot be read ({first})") from None
     if not isinstance(estates, list) or not isinstance(scenario, dict):

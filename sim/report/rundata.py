@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim.errors import BadInput
+from sim.files.yamlio import yaml_data
 
 __all__ = ["DAY", "RunData", "WorkOrder", "load_run"]
 
@@ -79,7 +78,7 @@ class RunData:
 def load_run(run_dir: Path) -> RunData:
     """Everything the page needs, aggregated while the JSON Lines files stream past."""
     try:
-        scenario = yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text(encoding="utf-8"))
+        scenario = yaml_data(run_dir / "scenario.resolved.yaml")
     except FileNotFoundError:
         raise BadInput(f"{run_dir}: no scenario.resolved.yaml (not a pmsim run folder?)") from None
     run = _json(run_dir / "run.json")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "DEVICE_KINDS",
+    "MAX_FAULTS",
     "ClockSkew",
     "DeliveryFault",
     "DeviceDown",
@@ -29,15 +30,17 @@ DEVICE_KINDS = ("ebike_blocker", "falling_object_camera", "clutter_sensor")
 DeviceKind = Literal["ebike_blocker", "falling_object_camera", "clutter_sensor"]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Estate = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+Day = Annotated[float, Field(ge=0.0, le=3660.0)]  # a run lasts at most 3660 days
+MAX_FAULTS = 1000  # entries in one faults list
 
 
 class _Where(BaseModel):
     """Where a fault applies: the listed estates and device kinds (all when omitted)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    estates: list[Estate] | None = None
-    device_kinds: list[DeviceKind] | None = None
+    estates: list[Estate] | None = Field(None, max_length=20000)
+    device_kinds: list[DeviceKind] | None = Field(None, max_length=3)
 
     def applies(self, estate: str, device_kind: str) -> bool:
         return (self.estates is None or estate in self.estates) and (
@@ -75,17 +78,17 @@ class DeviceDown(_Where):
 
     kind: Literal["device_dead", "device_silent"]
     share: Share
-    from_day: Annotated[float, Field(ge=0.0)] = 0.0
-    to_day: Annotated[float, Field(gt=0.0)] | None = None  # default: the end of the run
-    hours: Annotated[float, Field(gt=0.0)] = 12.0
+    from_day: Day = 0.0
+    to_day: Annotated[float, Field(gt=0.0, le=3660.0)] | None = None  # default: the run's end
+    hours: Annotated[float, Field(gt=0.0, le=87840.0)] = 12.0
 
 
 class GatewayDisconnect(_Where):
     """Estate gateways drop off line every ``mean_days_between`` days for ``mean_minutes``."""
 
     kind: Literal["gateway_disconnect"]
-    mean_days_between: Annotated[float, Field(gt=0.0)] = 5.0
-    mean_minutes: Annotated[float, Field(gt=0.0)] = 20.0
+    mean_days_between: Annotated[float, Field(ge=0.01, le=3660.0)] = 5.0  # 15 min at least
+    mean_minutes: Annotated[float, Field(gt=0.0, le=43200.0)] = 20.0
 
 
 FaultSpec = Annotated[
@@ -96,6 +99,6 @@ FaultSpec = Annotated[
 class FaultsFile(BaseModel):
     """A file for ``pmsim run --faults``: the same list a scenario's ``faults:`` takes."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    faults: list[FaultSpec] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list, max_length=MAX_FAULTS)

@@ -12,16 +12,17 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from devices.base import HealthParams
 from devices.blocker import BlockerParams, Lookalike
 from devices.camera import CameraParams, Nuisance
 from devices.clutter import ClutterParams
 from sim.files.yamlio import LoadedYaml, load_yaml, validate_loaded
-from sim.world.faultspec import FaultsFile, FaultSpec
+from sim.world.faultspec import MAX_FAULTS, FaultsFile, FaultSpec
 
 __all__ = [
+    "MAX_FLATS",
     "Behaviour",
     "BuildingGroup",
     "Company",
@@ -34,28 +35,37 @@ __all__ = [
     "building_ids",
     "check_faults",
     "check_scenario",
+    "flats",
     "load_scenario",
     "with_faults",
 ]
 
+# Upper bounds: a file may never ask for more than a machine can hold. Each count, size and
+# duration below has one (they are in ``pmsim schema scenario``); the whole city is bounded in
+# check_scenario (MAX_FLATS) and a run checks the machine's memory (sim/runner.py).
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
-Rate = Annotated[float, Field(ge=0.0)]
+Rate = Annotated[float, Field(ge=0.0, le=1000.0)]  # per day, per week, minutes, hours...
 Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_FLATS = 20_000_000  # flats in a whole scenario: a city of 20,000 estates has about 16 million
+MAX_SEED = 2**63 - 1
+MIN_MEAN_DAYS = 0.01  # a mean time between two outages, when on (0: off): a quarter of an hour
+Hour = Annotated[float, Field(ge=0.0, le=24.0)]
 InstallKind = Literal["ebike_blocker", "falling_object_camera", "clutter_sensor"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class BuildingGroup(_Strict):
     """``count`` identical buildings; ids run on from the previous group (b01, b02, ...)."""
 
-    count: PositiveInt
-    floors: Annotated[int, Field(ge=1, le=60)]
-    units: PositiveInt = 1
-    households_per_floor: PositiveInt = 2  # per unit
-    elevators_per_unit: NonNegativeInt = 0
+    count: Annotated[int, Field(gt=0, le=1000)]
+    floors: Annotated[int, Field(gt=0, le=60)]
+    units: Annotated[int, Field(gt=0, le=50)] = 1
+    households_per_floor: Annotated[int, Field(gt=0, le=50)] = 2  # per unit
+    elevators_per_unit: Annotated[int, Field(ge=0, le=10)] = 0
     occupancy: Share = 0.92  # share of flats lived in
 
 
@@ -63,32 +73,33 @@ class Installation(_Strict):
     """Devices of one kind installed on ``day`` in the listed buildings (all when omitted)."""
 
     kind: InstallKind
-    day: NonNegativeInt = 0
-    buildings: list[str] | None = None
-    floors: list[PositiveInt] | None = None  # clutter sensors: watched corridor floors
+    day: Annotated[int, Field(ge=0, le=3660)] = 0
+    buildings: list[Annotated[str, Field(max_length=16)]] | None = Field(None, max_length=5000)
+    # clutter sensors: watched corridor floors
+    floors: list[Annotated[int, Field(gt=0, le=60)]] | None = Field(None, max_length=60)
 
 
 class Estate(_Strict):
     id: Ident
-    name: str = Field(min_length=1)
+    name: Name
     company: Ident
-    buildings: list[BuildingGroup] = Field(min_length=1)
-    devices: list[Installation] = Field(default_factory=list)
+    buildings: list[BuildingGroup] = Field(min_length=1, max_length=100)
+    devices: list[Installation] = Field(default_factory=list, max_length=100)
 
 
 class Grid(_Strict):
     id: Ident
-    name: str = Field(min_length=1)
-    estates: list[Estate] = Field(min_length=1)
+    name: Name
+    estates: list[Estate] = Field(min_length=1, max_length=20000)
 
 
 class Company(_Strict):
     """A property company; ``diligence`` is the latent truth rankings should recover."""
 
     id: Ident
-    name: str = Field(min_length=1)
+    name: Name
     diligence: Share
-    staff: PositiveInt
+    staff: Annotated[int, Field(gt=0, le=100_000)]
 
 
 class Behaviour(_Strict):
@@ -151,20 +162,23 @@ class DeviceSettings(_Strict):
 class GatewaySettings(_Strict):
     """Estate gateways: store-and-forward while disconnected, up to ``buffer_events``."""
 
-    mean_days_between_disconnects: Rate = 0.0  # 0: never (fault injection turns it on)
-    mean_disconnect_minutes: Annotated[float, Field(gt=0.0)] = 20.0
-    buffer_events: NonNegativeInt = 2000
+    # 0: never (fault injection turns it on); else at least MIN_MEAN_DAYS
+    mean_days_between_disconnects: Annotated[float, Field(ge=0.0, le=3660.0)] = 0.0
+    mean_disconnect_minutes: Annotated[float, Field(gt=0.0, le=43200.0)] = 20.0
+    buffer_events: Annotated[int, Field(ge=0, le=1_000_000)] = 2000
 
 
 class Staffing(_Strict):
     """How a company's diligence turns into response: slow companies are hours late."""
 
-    fast_response_minutes: Annotated[float, Field(gt=0.0)] = 20.0
-    slow_response_minutes: Annotated[float, Field(gt=0.0)] = 360.0
-    response_spread: Annotated[float, Field(ge=0.0)] = 0.45  # lognormal sigma of response times
-    visit_minutes: Annotated[float, Field(gt=0.0)] = 25.0
-    working_hours: tuple[float, float] = (8.0, 20.0)
-    notice_silent_minutes: Annotated[float, Field(ge=0.0)] = 45.0  # console: heartbeats missed
+    fast_response_minutes: Annotated[float, Field(gt=0.0, le=43200.0)] = 20.0
+    slow_response_minutes: Annotated[float, Field(gt=0.0, le=43200.0)] = 360.0
+    # lognormal sigma of response times
+    response_spread: Annotated[float, Field(ge=0.0, le=5.0)] = 0.45
+    visit_minutes: Annotated[float, Field(gt=0.0, le=43200.0)] = 25.0
+    working_hours: tuple[Hour, Hour] = (8.0, 20.0)
+    # console: heartbeats missed
+    notice_silent_minutes: Annotated[float, Field(ge=0.0, le=43200.0)] = 45.0
     # Each pair below is (most diligent, least diligent); a company sits between by its diligence.
     thoroughness: tuple[Share, Share] = (0.95, 0.2)  # a visit really fixes the problem
     # Outside working hours an alarm is answered at once by whoever is on duty with this chance,
@@ -178,7 +192,7 @@ class Staffing(_Strict):
     review_false_accept: tuple[Share, Share] = (0.002, 0.02)  # a bird or laundry taken for a throw
     review_identify: tuple[Share, Share] = (0.98, 0.75)  # the window found from the clip itself
     # E-bike repeat offenders: the vendor console counts a blocker's detections like the rule does.
-    ebike_repeat_count: PositiveInt = 3
+    ebike_repeat_count: Annotated[int, Field(gt=0, le=1000)] = 3
     ebike_repeat_days: Rate = 7.0
     # Prevention: a monthly education round cuts habits by this share times diligence, and a daily
     # corridor patrol removes clutter with this chance times diligence.
@@ -191,19 +205,18 @@ class Staffing(_Strict):
 
 class Scenario(_Strict):
     name: Ident
-    title: str = ""
-    start: date
-    days: Annotated[int, Field(ge=1, le=3660)]
-    seed: NonNegativeInt = 1
+    title: Annotated[str, Field(max_length=500)] = ""
+    start: Annotated[date, Field(ge=date(1970, 1, 1), le=date(2200, 12, 31))]
+    days: Annotated[int, Field(gt=0, le=3660)]
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 1
     behaviour: Behaviour = Behaviour()
     devices: DeviceSettings = DeviceSettings()
     gateway: GatewaySettings = GatewaySettings()
     staffing: Staffing = Staffing()
-    companies: list[Company] = Field(min_length=1)
-    grids: list[Grid] = Field(min_length=1)
-    faults: list[FaultSpec] = Field(
-        default_factory=list
-    )  # fault injection (sim/world/faultspec.py)
+    companies: list[Company] = Field(min_length=1, max_length=20000)
+    grids: list[Grid] = Field(min_length=1, max_length=20000)
+    # fault injection (sim/world/faultspec.py)
+    faults: list[FaultSpec] = Field(default_factory=list, max_length=MAX_FAULTS)
 
     def estates(self) -> Iterator[tuple[Grid, Estate]]:
         for grid in self.grids:
@@ -218,8 +231,35 @@ def building_ids(estate: Estate) -> list[str]:
     return [f"b{i:0{width}d}" for i in range(1, total + 1)]
 
 
+def flats(sc: Scenario) -> int:
+    """Flats in the whole scenario: buildings x units x floors x households per floor."""
+    return sum(
+        g.count * g.units * g.floors * g.households_per_floor
+        for _, est in sc.estates()
+        for g in est.buildings
+    )
+
+
 def check_scenario(loaded: LoadedYaml, sc: Scenario) -> None:
-    """What the schema cannot say: unique ids, known references, installs inside the run."""
+    """What the schema cannot say: unique ids, known references, installs inside the run, a city
+    no larger than :data:`MAX_FLATS`."""
+    total = flats(sc)
+    if total > MAX_FLATS:
+        raise loaded.error(
+            ("grids",),
+            f"{total:,} flats in all (estates x buildings x units x floors x households per "
+            f"floor); at most {MAX_FLATS:,}",
+        )
+    knobs: list[tuple[tuple[str, ...], float]] = [
+        (("gateway", "mean_days_between_disconnects"), sc.gateway.mean_days_between_disconnects),
+        (
+            ("devices", "health", "mean_days_between_outages"),
+            sc.devices.health.mean_days_between_outages,
+        ),
+    ]
+    for where, value in knobs:
+        if 0 < value < MIN_MEAN_DAYS:
+            raise loaded.error(where, f"0 (off) or at least {MIN_MEAN_DAYS} days")
     companies = {c.id for c in sc.companies}
     seen: set[str] = set()
     for i, c in enumerate(sc.companies):

@@ -128,6 +128,22 @@ def test_run_refuses_to_overwrite_a_folder_that_is_not_a_run(
     assert "not a pmsim run" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("stub", ["{}", '{"scenario": "x", "days": 1}', "[1, 2]", "not json"])
+def test_run_refuses_a_folder_whose_run_json_is_only_a_stub(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stub: str
+) -> None:
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "run.json").write_text(stub)
+    (precious / "chapter1.txt").write_text("do not delete")
+    assert main(["run", str(TINY), "--days", "1", "--out", str(precious)]) == 2
+    assert (precious / "chapter1.txt").read_text() == "do not delete"
+    assert (precious / "run.json").read_text() == stub
+    err = capsys.readouterr().err
+    assert "not a pmsim run" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis"]  # nothing staged left
+
+
 def test_rerun_replaces_a_previous_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert (

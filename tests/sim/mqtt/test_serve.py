@@ -17,7 +17,14 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 import pytest
 
-from devices.events import DeviceEvent, EbikeDetected, Heartbeat, event_bytes, topic_for
+from devices.events import (
+    DeviceEvent,
+    DoorOpenTooLong,
+    EbikeDetected,
+    Heartbeat,
+    event_bytes,
+    topic_for,
+)
 from sim.mqtt.broker import EmbeddedBroker
 from sim.mqtt.serve import owns, parse_partition
 from sim.mqtt.watch import format_message
@@ -191,6 +198,35 @@ def test_two_workers_split_the_estates(broker: EmbeddedBroker) -> None:
         for w in workers:
             stop(w)
         peer.close()
+
+
+def test_partitions_number_their_work_orders_apart(broker: EmbeddedBroker) -> None:
+    """Two workers of one district never hand out the same work-order id (they did: both counted
+    from WO000001)."""
+    estates = [f"estate{i}" for i in range(8)]
+    p = f"w{uuid.uuid4().hex[:8]}"
+    peer = Peer(broker.port, [f"{p}/workorders/#"])
+    workers = [start_serve(broker, p, "--partition", f"{k}/2") for k in range(2)]
+    try:
+        for i, e in enumerate(estates):
+            held = ev(DoorOpenTooLong, 1000.0 * i + 100, f"{e}-d", 0, estate=e, held_seconds=130.0)
+            beat = ev(Heartbeat, 1000.0 * i + 200, f"{e}-d", 1, estate=e)
+            for x in (held, beat):
+                peer.send(topic_for(x, p), event_bytes(x))
+
+        def opened(m: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+            return {d["estate"]: d["workorder_id"] for _, d in m if d["change"] == "opened"}
+
+        got = opened(peer.wait(lambda m: len(opened(m)) >= len(estates)))
+    finally:
+        for w in workers:
+            stop(w)
+        peer.close()
+    assert sorted(got) == sorted(estates)
+    assert len(set(got.values())) == len(estates), got  # unique across the partitions
+    for e, wid in got.items():
+        k = 0 if owns(e, None, (0, 2)) else 1
+        assert wid.startswith(f"WO-p{k}of2-"), (e, wid)
 
 
 def test_partition_and_estate_options() -> None:
