@@ -15,6 +15,10 @@ for the local taps (``events.jsonl``) alike.
 When a simulated gateway goes off line its connection really dies: the transport reconnects it with
 a last will that is the gateway's own offline status and drops the socket without a DISCONNECT, so
 the broker, not pmsim, announces the outage. The gateway reconnects when it comes back on line.
+
+With a ``signer`` the property app's staff events go out signed (:mod:`sim.mqtt.signing`), each as
+a message of its own, batching or not. With ``login`` each gateway connects as its own user
+(``pmsim run --broker-auth``: the broker's ACL lets it publish only its own estate's topics).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from devices.events import (
 from devices.liveness import BeatRun
 from sim.errors import BadInput
 from sim.mqtt.client import Will, connect, protocol_name
+from sim.mqtt.signing import SIGNED_KINDS, Signer
 from sim.mqtt.url import BrokerURL
 
 __all__ = ["DEFAULT_LINGER", "MqttTransport"]
@@ -68,8 +73,12 @@ class MqttTransport:
         run_id: str = "run",
         batch: int = 1,
         linger: float = DEFAULT_LINGER,
+        signer: Signer | None = None,
+        login: Callable[[str], BrokerURL] | None = None,
     ) -> None:
         self.url = url
+        self.signer = signer
+        self.login = login  # estate -> the URL (user, password) its gateway connects with
         self.prefix = prefix
         self.qos = qos
         self.window = window
@@ -139,6 +148,9 @@ class MqttTransport:
     def _client_id(self, estate: str) -> str:
         return f"pmsim-{self.run_id}-gw-{estate}"
 
+    def _url(self, estate: str) -> BrokerURL:
+        return self.login(estate) if self.login is not None else self.url
+
     def _client_for(self, event: DeviceEvent) -> mqtt.Client:
         client = self._clients.get(event.estate)
         if client is not None:
@@ -156,12 +168,19 @@ class MqttTransport:
         )
 
         client = connect(
-            self.url,
+            self._url(event.estate),
             self._client_id(event.estate),
             will=Will(topic_for(will, self.prefix), event_bytes(will), 1, True),
             setup=self._setup,
         )
         self.protocol = protocol_name(client)
+        if self.signer is not None and self.protocol != "5":
+            client.disconnect()
+            client.loop_stop()
+            raise BadInput(
+                f"broker {self.url}: signing needs MQTT 5 (the signature is a user property); "
+                "this broker speaks 3.1.1 only"
+            )
         self._clients[event.estate] = client
         return client
 
@@ -192,13 +211,15 @@ class MqttTransport:
             client = self._client_for(event)
             self.published += 1
             status = isinstance(event, GatewayStatus)
-            if self.batch <= 1 or status:
+            signed = self.signer is not None and event.device_kind in SIGNED_KINDS
+            if self.batch <= 1 or status or signed:
                 if event.estate in self._pending:  # what the gateway sent before goes first
                     self._send_batch(event.estate)
                 if isinstance(event, GatewayStatus) and event.status == "offline":
                     self._die_with_will(event.estate, topic, text)
                 else:
-                    self._send(client, topic, text, status, 1)
+                    props = self.signer.properties(text) if signed and self.signer else None
+                    self._send(client, topic, text, status, 1, props)
                 return
             now = time.monotonic()
             pending = self._pending.get(event.estate)
@@ -209,7 +230,15 @@ class MqttTransport:
                 self._send_batch(event.estate)
             self._send_stale(now)
 
-    def _send(self, client: mqtt.Client, topic: str, payload: str, retain: bool, n: int) -> None:
+    def _send(
+        self,
+        client: mqtt.Client,
+        topic: str,
+        payload: str,
+        retain: bool,
+        n: int,
+        properties: Any = None,
+    ) -> None:
         with self._cond:
             if self.qos > 0:
                 while self._unacked >= self.window:
@@ -217,7 +246,7 @@ class MqttTransport:
                         raise BadInput(f"broker {self.url}: no acknowledgement for 30 s")
             self._unacked += 1
         # Not under _cond: paho holds its own lock when it calls _on_publish.
-        info = client.publish(topic, payload, qos=self.qos, retain=retain)
+        info = client.publish(topic, payload, qos=self.qos, retain=retain, properties=properties)
         sent = self.qos > 0 or info.rc == mqtt.MQTT_ERR_SUCCESS  # QoS 0 unsent: no on_publish
         if not sent or self.batch > 1:
             with self._cond:
@@ -242,7 +271,7 @@ class MqttTransport:
         old.disconnect()  # a clean goodbye: no will for this connection
         old.loop_stop()
         doomed = connect(
-            self.url,
+            self._url(estate),
             self._client_id(estate),
             will=Will(topic, status.encode(), 1, True),
             setup=self._setup,
