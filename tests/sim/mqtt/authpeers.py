@@ -98,9 +98,7 @@ class WatchProcess:
 
     def __init__(self, url: str, *args: str) -> None:
         cmd = [sys.executable, "-m", "sim", "watch", "--broker", url, "--timeout", "120", *args]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
-        )
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
         self.lines: list[bytes] = []
         self.err = b""
         self.lock = threading.Lock()
