@@ -55,7 +55,8 @@ class Link:
     # gateway's events as JSON arrays on {prefix}/batch/{estate} (see sim.mqtt.transport).
     batch: int = 1
     linger: float = DEFAULT_LINGER  # wall seconds a part-filled batch may wait
-    # Authenticity (sim.mqtt.signing): records and staff events signed with this key
+    # Authenticity (sim.mqtt.signing): records and staff events signed with this key (in-process,
+    # with nothing published, it has nothing to do)
     sign_key: bytes | None = None
     # The embedded broker with a user per gateway, the engine and watchers, and an ACL
     broker_auth: bool = False
@@ -77,8 +78,6 @@ class Link:
             )
         if self.broker_auth and self.broker != "embedded":
             raise BadInput("--broker-auth: only for --broker embedded (a broker of our own)")
-        if self.sign_key is not None and self.broker == "none":
-            raise BadInput("signing (--sign-key-file, $PMSIM_SIGN_KEY) needs a broker")
         if self.broker not in ("none", "embedded"):
             parse_broker_url(self.broker, self.tls)
 
