@@ -173,7 +173,13 @@ def run_to_folder(
             log = EventLog(fh, fd, fr)
             side = EngineSide(ruleset, tmp, lambda: sim.env.now, max_skew(resolved))
             transport, finish_carrier, publish = stack.enter_context(
-                carry_events(link, log, side, run_id=f"{resolved.name}-s{seed}-{os.getpid()}")
+                carry_events(
+                    link,
+                    log,
+                    side,
+                    run_id=f"{resolved.name}-s{seed}-{os.getpid()}",
+                    estates=tuple(e.id for _, e in resolved.estates()),
+                )
             )
             sim = Simulation(resolved, transport, days=days, seed=seed, speed=speed)
             log.now = lambda: sim.env.now

@@ -17,6 +17,7 @@ from rules.model import RuleFile
 from rules.rankconfig import RankConfig
 from rules.ruletest import RuleTestFile
 from rules.space import SearchSpace
+from sim.commands import authopts
 from sim.commands.facts import add_facts_parser, facts_command
 from sim.commands.ranks import RANK_CONFIG_HELP, add_rank_parsers, rank_command, report_command
 from sim.commands.scenariogen import add_scenario_parser, scenario_command
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         help="device events per MQTT message: N > 1 sends each gateway's events as JSON arrays "
         "on PREFIX/batch/ESTATE instead of one per device topic (default 1)",
     )
+    authopts.add_auth_options(run)
     run.add_argument("--speed", type=float, help="scaled real time: simulated seconds per second")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument(
@@ -112,18 +114,21 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument(
         "--wall-clock", action="store_true", help="advance timers by the wall clock (live devices)"
     )
+    authopts.add_sign_option(rs, "sign records; staff events must be signed")
 
     wat = sub.add_parser("watch", help="print alerts (or any topic) as they arrive")
     _broker_options(wat, default=None)
     wat.add_argument("topic", nargs="?", help="default PREFIX/alerts/#")
     wat.add_argument("--count", type=int, help="stop after N messages")
     wat.add_argument("--timeout", type=float, help="stop after N seconds")
+    authopts.add_sign_option(wat, "mark unsigned (UNSIGNED) and wrongly signed (FORGED) records")
 
     brk = sub.add_parser("broker", help="run the embedded MQTT broker on its own")
     brk.add_argument(
         "--kind", default="auto", help="auto (mosquitto if installed), mosquitto, amqtt"
     )
     brk.add_argument("--port", type=int, help="default: a free port")
+    authopts.add_broker_auth(brk)
 
     add_rank_parsers(sub)
 
@@ -191,6 +196,8 @@ def _link(args: argparse.Namespace) -> Any:
         batch=getattr(args, "batch", 1),
         tls=TLSFiles(args.ca, args.cert, args.key),
         announce=announce,
+        sign_key=authopts.sign_key(args),
+        broker_auth=args.broker_auth,
     )
     link.check()
     return link
@@ -225,6 +232,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
         wall_clock=args.wall_clock,
         snapshot_every=args.snapshot_every,
+        signer=authopts.signer(args),
     )
     return serve(opts)
 
@@ -335,10 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "rules":
             return _cmd_serve(args)
         if args.command == "watch":
-            from sim.mqtt.watch import watch
-
-            topic = args.topic or f"{args.prefix}/alerts/#"
-            return watch(_url(args), topic, sys.stdout, count=args.count, timeout=args.timeout)
+            return authopts.watch_command(args, _url(args))
         if args.command == "report":
             return report_command(args)
         if args.command == "rank":
@@ -366,9 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 0
         if args.command == "broker":
-            from sim.mqtt.broker import serve_forever
-
-            return serve_forever(args.kind, args.port)
+            return authopts.broker_command(args)
         if args.command == "export":
             from sim.commands.export import export_command
 

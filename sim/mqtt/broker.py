@@ -25,6 +25,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Literal, cast, get_args
 
+from sim.mqtt.brokerauth import ENGINE, BrokerAuth, conf_lines
+
 __all__ = ["BrokerError", "BrokerKind", "EmbeddedBroker", "free_port", "serve_forever"]
 
 BrokerKind = Literal["auto", "mosquitto", "amqtt"]
@@ -80,11 +82,15 @@ def _port_in_use(port: int) -> bool:
         return False
 
 
-def _mqtt_connack(port: int, timeout: float) -> bool:
+def _mqtt_connack(port: int, timeout: float, login: tuple[str, str] | None = None) -> bool:
     """One MQTT 3.1.1 CONNECT answered by CONNACK 0: the broker serves, not merely listens."""
     client_id = f"pmsim-probe-{os.getpid()}-{time.monotonic_ns() % 1_000_000}".encode()
     # protocol name "MQTT", level 4, clean session, keep-alive 10 s; payload: the client id
     body = b"\x00\x04MQTT\x04\x02\x00\x0a" + len(client_id).to_bytes(2, "big") + client_id
+    if login is not None:  # user name and password flags, and both after the client id
+        body = body[:7] + b"\xc2" + body[8:]
+        for part in (login[0].encode(), login[1].encode()):
+            body += len(part).to_bytes(2, "big") + part
     try:
         with socket.create_connection((HOST, port), timeout=timeout) as s:
             s.sendall(bytes([0x10, len(body)]) + body)
@@ -102,9 +108,15 @@ def _mqtt_connack(port: int, timeout: float) -> bool:
         return False
 
 
-def mosquitto_conf(port: int, max_packet_bytes: int, persist: Path | None = None) -> str:
-    """Mosquitto's configuration: loopback only, anonymous, nothing dropped; nothing on disk
-    unless ``persist`` names a folder for its database (sessions, queued messages, retained)."""
+def mosquitto_conf(
+    port: int,
+    max_packet_bytes: int,
+    persist: Path | None = None,
+    auth: tuple[Path, Path] | None = None,
+) -> str:
+    """Mosquitto's configuration: loopback only, anonymous (or ``auth``: password file and ACL),
+    nothing dropped; nothing on disk unless ``persist`` names a folder for its database
+    (sessions, queued messages, retained)."""
     if persist is None:
         persistence = ["persistence false"]
     else:  # written on a clean stop (SIGTERM) and read back at start: sessions survive a restart
@@ -116,7 +128,7 @@ def mosquitto_conf(port: int, max_packet_bytes: int, persist: Path | None = None
         [
             "# pmsim embedded broker (sim/mqtt/broker.py); lives as long as the broker",
             f"listener {port} {HOST}",
-            "allow_anonymous true",
+            *conf_lines(auth, any(x.startswith("user ") for x in persistence)),
             *persistence,
             # The default max_queued_messages 1000 silently drops QoS 1 messages for a subscriber
             # that falls behind; a lost event would be scored as a missed incident. 0 = no limit.
@@ -160,6 +172,7 @@ class EmbeddedBroker:
         workdir: Path | None = None,
         max_packet_bytes: int = 1_048_576,
         persist: Path | None = None,
+        auth: BrokerAuth | None = None,
     ) -> None:
         if kind not in get_args(BrokerKind):
             raise BrokerError(f"unknown broker kind {kind!r}: use auto, mosquitto or amqtt")
@@ -167,6 +180,9 @@ class EmbeddedBroker:
         self.kind: str = kind if kind != "auto" else ("mosquitto" if self._mosquitto else "amqtt")
         if persist is not None and self.kind != "mosquitto":
             raise BrokerError("a persistent broker (sessions kept across restarts) needs mosquitto")
+        if auth is not None and self.kind != "mosquitto":
+            raise BrokerError("a broker with passwords and an ACL needs mosquitto")
+        self.auth = auth  # users, passwords and ACL (sim.mqtt.brokerauth), written at start
         # Mosquitto's database folder, kept across stop/start (absolute: it runs elsewhere)
         self.persist = persist.resolve() if persist is not None else None
         self.port: int = port if port is not None else free_port()
@@ -236,7 +252,8 @@ class EmbeddedBroker:
             conf = folder / "mosquitto.conf"
             if self.persist is not None:
                 self.persist.mkdir(parents=True, exist_ok=True)
-            conf.write_text(mosquitto_conf(self.port, self.max_packet_bytes, self.persist))
+            files = self.auth.write(folder, HOST, self.port) if self.auth is not None else None
+            conf.write_text(mosquitto_conf(self.port, self.max_packet_bytes, self.persist, files))
             return [self._mosquitto, "-c", str(conf)]
         if not _amqtt_available():
             raise BrokerError(
@@ -286,7 +303,9 @@ class EmbeddedBroker:
         while True:
             if self._proc.poll() is not None:
                 self._fail(f"{self.kind} exited with status {self._proc.returncode} at start-up")
-            if _mqtt_connack(self.port, timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
+            wait = max(0.1, min(1.0, deadline - time.monotonic()))
+            login = (ENGINE, self.auth.passwords[ENGINE]) if self.auth is not None else None
+            if _mqtt_connack(self.port, wait, login):
                 if self._proc.poll() is None:
                     return self
                 continue  # someone else answered on our port; the next turn reports our exit
@@ -337,12 +356,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def serve_forever(kind: str, port: int | None) -> int:
+def serve_forever(kind: str, port: int | None, auth: BrokerAuth | None = None) -> int:
     """`pmsim broker`: a broker for other tools until Ctrl-C or SIGTERM. 0 on a stop, 1 on failure."""
     try:
         if kind not in get_args(BrokerKind):
             raise BrokerError(f"unknown broker kind {kind!r}: use auto, mosquitto or amqtt")
-        broker = EmbeddedBroker(cast(BrokerKind, kind), port)
+        broker = EmbeddedBroker(cast(BrokerKind, kind), port, auth=auth)
         broker.start()
     except BrokerError as exc:
         print(f"pmsim broker: error: {exc}", file=sys.stderr)
@@ -350,6 +369,12 @@ def serve_forever(kind: str, port: int | None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
+        if auth is not None and auth.folder is not None:
+            print(
+                f"pmsim broker: users and passwords in {auth.folder / 'credentials.json'} "
+                "(engine, watch read-only, gw-ESTATE per gateway); no anonymous clients",
+                flush=True,
+            )
         print(f"pmsim broker: {broker.describe()} (Ctrl-C to stop)", flush=True)
         while broker.running:
             time.sleep(0.2)

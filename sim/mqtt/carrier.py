@@ -24,7 +24,7 @@ from sim.files.records import EngineOutcome, RecordWriter, finish_engine
 from sim.mqtt.intake import DEFAULT_MAX_BATCH
 from sim.mqtt.outbox import record_topic
 from sim.mqtt.transport import DEFAULT_LINGER
-from sim.mqtt.url import TLSFiles, parse_broker_url
+from sim.mqtt.url import BrokerURL, TLSFiles, parse_broker_url
 from sim.world.transport import InProcessTransport, Transport
 
 __all__ = ["EngineSide", "Link", "carry_events", "record_topic"]
@@ -55,6 +55,11 @@ class Link:
     # gateway's events as JSON arrays on {prefix}/batch/{estate} (see sim.mqtt.transport).
     batch: int = 1
     linger: float = DEFAULT_LINGER  # wall seconds a part-filled batch may wait
+    # Authenticity (sim.mqtt.signing): records and staff events signed with this key (in-process,
+    # with nothing published, it has nothing to do)
+    sign_key: bytes | None = None
+    # The embedded broker with a user per gateway, the engine and watchers, and an ACL
+    broker_auth: bool = False
 
     def check(self) -> None:
         """Refuse a bad link before anything starts."""
@@ -71,6 +76,8 @@ class Link:
             raise BadInput(
                 f"--prefix {self.prefix!r}: a topic level without '#', '+' or a trailing '/'"
             )
+        if self.broker_auth and self.broker != "embedded":
+            raise BadInput("--broker-auth: only for --broker embedded (a broker of our own)")
         if self.broker not in ("none", "embedded"):
             parse_broker_url(self.broker, self.tls)
 
@@ -92,18 +99,19 @@ Finish = Callable[[float], tuple[dict[str, Any], EngineOutcome]]  # run's end ->
 
 @contextmanager
 def carry_events(
-    link: Link, log: EventLog, side: EngineSide, *, run_id: str
+    link: Link, log: EventLog, side: EngineSide, *, run_id: str, estates: tuple[str, ...] = ()
 ) -> Iterator[tuple[Transport, Finish, Publish | None]]:
     """Yield ``(transport, finish, publish_ranking)``: publish through ``transport``;
     ``finish(end_s)`` waits until the engine has consumed everything, runs its timers to the run's
     end and returns what the run folder says about the carrier and the engine;
-    ``publish_ranking`` (None in-process) puts a ranking on the broker, retained."""
+    ``publish_ranking`` (None in-process) puts a ranking on the broker, retained. ``estates``:
+    whose gateways get a user of their own with ``link.broker_auth``."""
     link.check()
     if link.broker == "none":
         with _in_process(link, log, side) as trio:
             yield trio
         return
-    with _over_mqtt(link, log, side, run_id) as trio:
+    with _over_mqtt(link, log, side, run_id, estates) as trio:
         yield trio
 
 
@@ -134,24 +142,36 @@ def _in_process(
 
 @contextmanager
 def _over_mqtt(
-    link: Link, log: EventLog, side: EngineSide, run_id: str
+    link: Link, log: EventLog, side: EngineSide, run_id: str, estates: tuple[str, ...]
 ) -> Iterator[tuple[Transport, Finish, Publish | None]]:
     from sim.mqtt.enginehost import EngineJob, EngineProcess
+    from sim.mqtt.signing import Signer
     from sim.mqtt.transport import MqttTransport
 
     embedded: Any = None
+    login: Callable[[str], BrokerURL] | None = None
     if link.broker == "embedded":
         from sim.mqtt.broker import BrokerError, EmbeddedBroker
+        from sim.mqtt.brokerauth import ENGINE, BrokerAuth, gateway_user
 
+        auth = BrokerAuth.generate(link.prefix, estates) if link.broker_auth else None
         try:
-            embedded = EmbeddedBroker().start()
+            embedded = EmbeddedBroker(auth=auth).start()
         except BrokerError as exc:
             raise BadInput(str(exc)) from None
         url = parse_broker_url(embedded.url)
-        link.announce(
-            f"embedded broker: {embedded.describe()} - watch with: "
-            f"mosquitto_sub -h {url.host} -p {url.port} -t '{link.prefix}/#' -v"
-        )
+        watch = f"mosquitto_sub -h {url.host} -p {url.port} -t '{link.prefix}/#' -v"
+        if auth is not None and auth.folder is not None:
+            creds = auth.credentials_file(auth.folder)
+            watch = f"pmsim watch --broker URL, the URL of user 'watch' in {creds} (read-only)"
+            users, b_host, b_port = auth, url.host, url.port
+
+            def gateway_login(estate: str) -> BrokerURL:  # each gateway as its own user
+                return users.url(gateway_user(estate), b_host, b_port)
+
+            login = gateway_login
+            url = auth.url(ENGINE, b_host, b_port)
+        link.announce(f"embedded broker: {embedded.describe()} - watch with: {watch}")
     else:
         url = parse_broker_url(link.broker, link.tls)
         link.announce(f"broker: {url}")
@@ -172,8 +192,10 @@ def _over_mqtt(
                 clean=embedded is not None,
                 folder=side.folder,
                 hold_limit=2 * BACKLOG_LIMIT,
+                sign_key=link.sign_key,
             )
         ).start()
+        signer = Signer(link.sign_key) if link.sign_key is not None else None
         transport = MqttTransport(
             url,
             prefix=link.prefix,
@@ -181,6 +203,8 @@ def _over_mqtt(
             run_id=run_id,
             batch=link.batch,
             linger=link.linger,
+            signer=signer,
+            login=login,
         )
         engine = host
         carrier = transport
@@ -228,6 +252,10 @@ def _over_mqtt(
                 "lost_ids": report.lost[:100],
                 "dead_letters": report.dead_letters,
             }
+            if signer is not None:  # said only when on: a run without it is as it always was
+                info["signed"] = "hmac-sha256"
+            if login is not None:
+                info["auth"] = "password+acl"
             return info, report.outcome
 
         def publish_ranking(period_id: str, payload: str) -> None:
@@ -236,8 +264,13 @@ def _over_mqtt(
 
             client = connect(url, f"pmsim-{run_id}-rankings")
             try:
+                props = signer.properties(payload) if signer is not None else None
                 info = client.publish(
-                    f"{link.prefix}/rankings/{period_id}", payload, qos=1, retain=True
+                    f"{link.prefix}/rankings/{period_id}",
+                    payload,
+                    qos=1,
+                    retain=True,
+                    properties=props,
                 )
                 info.wait_for_publish(10)
             finally:

@@ -38,6 +38,7 @@ from sim.files.records import EngineOutcome, RecordWriter, finish_engine
 from sim.mqtt.intake import Intake
 from sim.mqtt.outbox import Outbox, record_topic
 from sim.mqtt.sequencer import Sequencer
+from sim.mqtt.signing import Signer, staff_check
 from sim.mqtt.url import BrokerURL
 
 __all__ = ["EngineJob", "EngineProcess", "EngineReport"]
@@ -59,6 +60,7 @@ class EngineJob:
     clean: bool
     folder: Path  # alerts.jsonl and workorders.jsonl are written here
     hold_limit: int
+    sign_key: bytes | None = None  # records go out signed; staff events must come signed
 
 
 @dataclass(frozen=True)
@@ -138,14 +140,20 @@ def _serve(
             got.value = intake.received
             seq.arrived(event)
 
+        signer = Signer(job.sign_key) if job.sign_key is not None else None
         intake = Intake(
-            job.url, prefix=job.prefix, client_id=job.client_id, on_event=arrived, clean=job.clean
+            job.url,
+            prefix=job.prefix,
+            client_id=job.client_id,
+            on_event=arrived,
+            clean=job.clean,
+            verify=staff_check(signer) if signer is not None else None,
         )
         outbox: Outbox | None = None
         try:
             intake.start()
             _watch_link(intake.client, down)
-            outbox = Outbox(job.url, job.records_client_id)
+            outbox = Outbox(job.url, job.records_client_id, signer=signer)
             box = outbox
 
             def out(rec: Any) -> None:

@@ -234,8 +234,12 @@ class Intake:
         max_bytes: int = DEFAULT_MAX_PAYLOAD,
         max_batch: int = DEFAULT_MAX_BATCH,
         clean: bool = True,
+        verify: Callable[[DeviceEvent, bytes, Any], str | None] | None = None,
     ) -> None:
         self.url = url
+        # Authenticity (sim.mqtt.signing): (event, the message's bytes, its MQTT 5 properties)
+        # -> None, or the reason to dead-letter the event (``unsigned``, ``bad_signature``).
+        self.verify = verify
         self.prefix = prefix
         self.client_id = client_id
         self.on_event = on_event
@@ -269,7 +273,7 @@ class Intake:
         with self.lock:
             self.received += 1
             if msg.topic.startswith(self._batches):
-                self._on_batch(c, msg.topic, payload)
+                self._on_batch(c, msg.topic, payload, msg.properties)
                 return
             try:
                 event = decode_payload(
@@ -278,9 +282,27 @@ class Intake:
             except DeadLetter as bad:
                 self._dead_letter(c, msg.topic, payload, bad)
                 return
-            self._feed(c, msg.topic, payload, event)
+            if self._verified(c, msg.topic, payload, event, msg.properties):
+                self._feed(c, msg.topic, payload, event)
 
-    def _on_batch(self, c: mqtt.Client, topic: str, payload: bytes) -> None:
+    def _verified(
+        self,
+        c: mqtt.Client,
+        topic: str,
+        payload: bytes,
+        event: DeviceEvent,
+        properties: Any,
+        index: int | None = None,
+    ) -> bool:
+        """Whether ``event`` passes the verify hook; if not it is dead-lettered with the reason."""
+        reason = self.verify(event, payload, properties) if self.verify is not None else None
+        if reason is None:
+            return True
+        detail = f"{event.device_kind} events must carry a valid signature"
+        self._dead_letter(c, topic, payload, DeadLetter(reason, detail), index=index)
+        return False
+
+    def _on_batch(self, c: mqtt.Client, topic: str, payload: bytes, properties: Any = None) -> None:
         try:
             items = decode_batch(
                 topic,
@@ -295,7 +317,7 @@ class Intake:
         for i, item in enumerate(items):
             if isinstance(item, DeadLetter):
                 self._dead_letter(c, topic, payload, item, index=i)
-            else:
+            elif self._verified(c, topic, payload, item, properties, index=i):
                 self._feed(c, topic, payload, item, index=i)
 
     def _feed(

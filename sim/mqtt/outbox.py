@@ -6,6 +6,8 @@ connection of their own, at most ``window`` unacknowledged at a time (paho reuse
 65,535 outstanding and then drops messages: never get near that). While the broker is away paho
 keeps QoS 1 messages and sends them again on reconnect. ``on_ack(tag)`` tells the owner which
 record the broker took (``rules serve`` journals it, so a restart does not publish it twice).
+With a ``signer`` every record carries its signature as an MQTT 5 user property
+(:mod:`sim.mqtt.signing`); the payload is the same bytes either way.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from sim.mqtt.client import connect
+from sim.errors import BadInput
+from sim.mqtt.client import connect, protocol_name
+from sim.mqtt.signing import Signer
 from sim.mqtt.url import BrokerURL
 
 __all__ = ["Outbox", "record_topic"]
@@ -41,8 +45,10 @@ class Outbox:
         client_id: str,
         window: int = 1000,
         on_ack: Callable[[int], None] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.window = window
+        self.signer = signer
         self.on_ack = on_ack
         self._q: queue.Queue[Any] = queue.Queue()
         self._cond = threading.Condition()
@@ -58,6 +64,13 @@ class Outbox:
             c.max_queued_messages_set(0)  # 0 = keep everything while the broker is away
 
         self.client = connect(url, client_id, setup=setup)
+        if signer is not None and protocol_name(self.client) != "5":
+            self.client.disconnect()
+            self.client.loop_stop()
+            raise BadInput(
+                f"broker {url}: signing needs MQTT 5 (the signature is a user property); "
+                "this broker speaks 3.1.1 only"
+            )
         self._thread = threading.Thread(target=self._run, name="pmsim-outbox", daemon=True)
         self._thread.start()
 
@@ -100,7 +113,8 @@ class Outbox:
                 while self._unacked >= self.window:
                     self._cond.wait(1.0)
                 self._unacked += 1
-            info = self.client.publish(topic, payload, qos=1, retain=retain)
+            props = self.signer.properties(payload) if self.signer is not None else None
+            info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
             # NO_CONN: the broker is away; paho keeps the message and sends it on reconnect.
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 with self._cond:

@@ -34,6 +34,7 @@ from sim.files.rulefiles import load_rules
 from sim.mqtt.intake import DEFAULT_MAX_PAYLOAD, Intake
 from sim.mqtt.journal import Ledger, Outgoing
 from sim.mqtt.outbox import Outbox, record_topic
+from sim.mqtt.signing import Signer, staff_check
 from sim.mqtt.url import BrokerURL
 
 __all__ = ["ServeOptions", "owns", "parse_partition", "serve"]
@@ -72,6 +73,9 @@ class ServeOptions:
     max_bytes: int = DEFAULT_MAX_PAYLOAD
     wall_clock: bool = False
     snapshot_every: float = 10.0
+    # With a key: records go out signed, and staff-app events must come signed (else dead letters
+    # ``unsigned`` / ``bad_signature``), so a forged staff_done cannot close a work order.
+    signer: Signer | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -118,9 +122,12 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
         on_event=on_event,
         max_bytes=opts.max_bytes,
         clean=False,
+        verify=staff_check(opts.signer) if opts.signer is not None else None,
     )
     try:
-        outbox = Outbox(opts.url, f"{intake.client_id}-records", on_ack=ledger.acked)
+        outbox = Outbox(
+            opts.url, f"{intake.client_id}-records", on_ack=ledger.acked, signer=opts.signer
+        )
         publish(ledger.unsent())  # made before a restart and never acknowledged: first, in order
         intake.start()
     except BaseException:
@@ -141,11 +148,12 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
             f"; state {opts.state} (generation {ledger.generation}, {ledger.replayed} journal "
             f"entries replayed, {len(ledger.pending)} records to publish again)"
         )
+    signed = "; records signed, staff events must be signed" if opts.signer is not None else ""
     last_save = time.monotonic()
     try:  # from the banner on, Ctrl-C (which whoever read it may send at once) stops cleanly
         print(
             f"pmsim rules serve: {len(rules.rules)} rules from {opts.rules_path}, broker "
-            f"{opts.url}, {scope}; dead letters to {opts.prefix}/deadletter{resumed} "
+            f"{opts.url}, {scope}; dead letters to {opts.prefix}/deadletter{resumed}{signed} "
             "(Ctrl-C to stop)",
             file=out,
             flush=True,

@@ -15,6 +15,10 @@ for the local taps (``events.jsonl``) alike.
 When a simulated gateway goes off line its connection really dies: the transport reconnects it with
 a last will that is the gateway's own offline status and drops the socket without a DISCONNECT, so
 the broker, not pmsim, announces the outage. The gateway reconnects when it comes back on line.
+
+With a ``signer`` the property app's staff events go out signed (:mod:`sim.mqtt.signing`), each as
+a message of its own, batching or not. With ``login`` each gateway connects as its own user
+(``pmsim run --broker-auth``: the broker's ACL lets it publish only its own estate's topics).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from devices.events import (
 from devices.liveness import BeatRun
 from sim.errors import LOST_AFTER, BadInput, BrokerLost, lost_message
 from sim.mqtt.client import Will, connect, protocol_name
+from sim.mqtt.signing import SIGNED_KINDS, Signer
 from sim.mqtt.url import BrokerURL
 
 __all__ = ["DEFAULT_LINGER", "MqttTransport"]
@@ -68,8 +73,12 @@ class MqttTransport:
         run_id: str = "run",
         batch: int = 1,
         linger: float = DEFAULT_LINGER,
+        signer: Signer | None = None,
+        login: Callable[[str], BrokerURL] | None = None,
     ) -> None:
         self.url = url
+        self.signer = signer
+        self.login = login  # estate -> the URL (user, password) its gateway connects with
         self.prefix = prefix
         self.qos = qos
         self.window = window
@@ -176,7 +185,7 @@ class MqttTransport:
         lost broker, not bad input."""
         try:
             return connect(
-                self.url,
+                self._url(estate),
                 self._client_id(estate),
                 will=will,
                 setup=self._setup,
@@ -195,6 +204,9 @@ class MqttTransport:
 
     def _client_id(self, estate: str) -> str:
         return f"pmsim-{self.run_id}-gw-{estate}"
+
+    def _url(self, estate: str) -> BrokerURL:
+        return self.login(estate) if self.login is not None else self.url
 
     def _client_for(self, event: DeviceEvent) -> mqtt.Client:
         client = self._clients.get(event.estate)
@@ -216,6 +228,13 @@ class MqttTransport:
             event.estate, Will(topic_for(will, self.prefix), event_bytes(will), 1, True)
         )
         self.protocol = protocol_name(client)
+        if self.signer is not None and self.protocol != "5":
+            client.disconnect()
+            client.loop_stop()
+            raise BadInput(
+                f"broker {self.url}: signing needs MQTT 5 (the signature is a user property); "
+                "this broker speaks 3.1.1 only"
+            )
         self._clients[event.estate] = client
         return client
 
@@ -248,13 +267,15 @@ class MqttTransport:
             client = self._client_for(event)
             self.published += 1
             status = isinstance(event, GatewayStatus)
-            if self.batch <= 1 or status:
+            signed = self.signer is not None and event.device_kind in SIGNED_KINDS
+            if self.batch <= 1 or status or signed:
                 if event.estate in self._pending:  # what the gateway sent before goes first
                     self._send_batch(event.estate)
                 if isinstance(event, GatewayStatus) and event.status == "offline":
                     self._die_with_will(event.estate, topic, text)
                 else:
-                    self._send(client, topic, text, status, 1)
+                    props = self.signer.properties(text) if signed and self.signer else None
+                    self._send(client, topic, text, status, 1, props)
                 return
             now = time.monotonic()
             pending = self._pending.get(event.estate)
@@ -265,13 +286,21 @@ class MqttTransport:
                 self._send_batch(event.estate)
             self._send_stale(now)
 
-    def _send(self, client: mqtt.Client, topic: str, payload: str, retain: bool, n: int) -> None:
+    def _send(
+        self,
+        client: mqtt.Client,
+        topic: str,
+        payload: str,
+        retain: bool,
+        n: int,
+        properties: Any = None,
+    ) -> None:
         with self._cond:
             if self.qos > 0:
                 self._wait(lambda: self._unacked < self.window)
             self._unacked += 1
         # Not under _cond: paho holds its own lock when it calls _on_publish.
-        info = client.publish(topic, payload, qos=self.qos, retain=retain)
+        info = client.publish(topic, payload, qos=self.qos, retain=retain, properties=properties)
         sent = self.qos > 0 or info.rc == mqtt.MQTT_ERR_SUCCESS  # QoS 0 unsent: no on_publish
         if not sent or self.batch > 1:
             with self._cond:
