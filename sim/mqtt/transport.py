@@ -6,11 +6,9 @@ at QoS 1 (or 0) with a bounded window of unacknowledged messages: past it, the s
 so neither paho's queue nor the broker's grows without bound.
 
 With ``batch`` N > 1 a gateway sends its device events as JSON arrays on
-``{prefix}/batch/{estate}``: one message per N events, or fewer when the oldest has waited
-``linger`` seconds of wall time (wall, not simulated: in a fast run an estate's events are tens of
-simulated seconds apart, and under ``--speed`` a batch must not wait for the next event). Gateway
-status stays a single retained message. Each event is encoded to JSON once, for the broker and
-for the local taps (``events.jsonl``) alike.
+``{prefix}/batch/{estate}``: N events a message, or fewer once the oldest has waited ``linger``
+seconds of wall time (under ``--speed`` a batch must not wait for the next event). Gateway status
+stays a single retained message. Each event is encoded to JSON once, for broker and taps alike.
 
 When a simulated gateway goes off line its connection really dies: the transport reconnects it with
 a last will that is the gateway's own offline status and drops the socket without a DISCONNECT, so
