@@ -35,7 +35,7 @@ from rules.model import RuleFile
 from rules.ruleset import RuleSet
 from sim.errors import BadInput
 from sim.files.records import EngineOutcome, RecordWriter, finish_engine
-from sim.mqtt.intake import Intake
+from sim.mqtt.intake import Intake, SetAside
 from sim.mqtt.outbox import Outbox, record_topic
 from sim.mqtt.sequencer import Sequencer
 from sim.mqtt.url import BrokerURL
@@ -108,9 +108,15 @@ def _serve(
 
         seq = Sequencer(feed, hold=True, hold_limit=job.hold_limit)
 
-        def arrived(event: Any) -> None:
+        aside: SetAside = []  # late events: dead-lettered by the intake
+
+        def arrived(event: Any) -> SetAside:
             got.value = intake.received
+            aside.clear()
             seq.arrived(event)
+            return aside
+
+        engine.clock.on_aside = lambda e, reason, detail: aside.append((e, reason, detail))
 
         intake = Intake(
             job.url, prefix=job.prefix, client_id=job.client_id, on_event=arrived, clean=job.clean
