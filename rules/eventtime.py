@@ -6,9 +6,10 @@ late. So an event more than ``max_skew`` away from ``max_seen`` (ahead or behind
 set aside with reason ``clock_skew`` (counted, reported to ``on_aside``), never moving time.
 
 Time may still really jump (a whole district silent for longer than ``max_skew``). So the devices
-of the last :data:`RECENT` events vote: when more of them (and at least :data:`QUORUM`) have a
-clock within ``max_skew`` of a suspect's than of the engine's, the suspects' clock wins; the kept
-suspects near it (the last :data:`SUSPECTS`) are readmitted (counted ``readmitted``) and consumed as
+of the last :data:`RECENT` events vote: when more of them (and at least :data:`QUORUM`) have moved
+to a suspect's clock (their latest event within ``max_skew`` of it, none near the engine's) than
+still have an event near the engine's, the suspects' clock wins; the kept suspects on the way to it (the last
+:data:`SUSPECTS`) are readmitted (counted ``readmitted``) and consumed as
 if they had never been set aside. A gateway stamping one estate's events a year ahead, or 1% of
 the events skewed, never wins a vote. A stream from a single device (a rule test) has no second
 clock to disagree with: its jumps are taken at once.
@@ -51,7 +52,9 @@ Aside = Callable[[DeviceEvent, str, str], None]  # (event, reason, detail)
 
 
 def default_max_skew(lateness: float) -> float:
-    """One hour, or 60 allowed latenesses if that is longer."""
+    """An hour (four heartbeat intervals: a live district is never silent that long), or 60
+    allowed latenesses if that is longer. One event can move the clock no further; a real jump
+    waits for the vote, then loses nothing."""
     return max(3600.0, 60.0 * lateness)
 
 
@@ -107,10 +110,13 @@ class Clock:
         ]
         self.suspects.append(event)
         del self.suspects[:-SUSPECTS]
-        if self._agree(t) <= max(self._agree(s.max_seen), QUORUM - 1):
+        if self._moved(t, s.max_seen) <= max(self._agree(s.max_seen), QUORUM - 1):
             self.aside(engine, event, "clock_skew", detail)
             return []
-        near = [e for e in self.suspects if abs(e.sim_seconds - t) <= self.max_skew]
+        lo, hi = sorted((s.max_seen, t))  # the suspects on the way to the new clock come too
+        near = [
+            e for e in self.suspects if lo - self.max_skew <= e.sim_seconds <= hi + self.max_skew
+        ]
         self.suspects = [e for e in self.suspects if e not in near]
         if not anchored:
             _recentre(engine, max(e.sim_seconds for e in near), self)
@@ -122,6 +128,13 @@ class Clock:
     def _agree(self, t: float) -> int:
         """How many devices among the recent events have a clock within ``max_skew`` of ``t``."""
         return len({d for u, d in self.recent if abs(u - t) <= self.max_skew})
+
+    def _moved(self, t: float, old: float) -> int:
+        """How many devices among the recent events are now near ``t``, none of their events
+        near the ``old`` clock."""
+        latest = {d: u for u, d in self.recent}
+        near = {d for d, u in latest.items() if abs(u - t) <= self.max_skew}
+        return len(near - {d for u, d in self.recent if abs(u - old) <= self.max_skew})
 
 
 def _anchored(engine: Engine) -> bool:
@@ -169,8 +182,10 @@ def sanitize(engine: Engine) -> None:
     if not sane:
         return
     back = max(sane)
-    s.buffer = [item for item in s.buffer if item[0] <= back + skew]
-    heapq.heapify(s.buffer)
-    s.stats["clock_skew"] += len([i for i, t in s.seen.items() if t > back + skew])
+    keep = [item for item in s.buffer if item[0] <= back + skew]
+    s.stats["clock_skew"] += len(s.buffer) - len(keep)  # taken by the older pmsim: set aside now
+    s.stats["consumed"] -= len(s.buffer) - len(keep)
+    heapq.heapify(keep)
+    s.buffer = keep
     s.max_seen = back
     s.watermark = min(s.watermark, back - engine.lateness)
