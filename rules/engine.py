@@ -136,7 +136,7 @@ class Engine:
         if event.event_id in s.seen:
             s.stats["duplicates"] += 1
             return out
-        for e in self.clock.admit(self, event):  # see rules.eventtime
+        for e in self.clock.admit(self, event, now):  # see rules.eventtime
             self._accept(e, out)
         return out
 

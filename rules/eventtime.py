@@ -79,10 +79,21 @@ class Clock:
         if self.on_aside is not None:
             self.on_aside(event, reason, detail)
 
-    def admit(self, engine: Engine, event: DeviceEvent) -> list[DeviceEvent]:
+    def admit(
+        self, engine: Engine, event: DeviceEvent, now: float | None = None
+    ) -> list[DeviceEvent]:
         """The events to consume now, in order: ``[event]`` in the common case, ``[]`` if it is
-        set aside, or the agreeing suspects when their quorum moves time."""
+        set aside, or the agreeing suspects when their quorum moves time. ``now``: when the
+        event was delivered on the simulation's clock (a run or a replay of one), which then
+        bounds how far ahead it may be; with quiet heartbeat runs and no ``now`` the event is the
+        simulation's own first beat of a run."""
         s = engine.s
+        if engine.quiet_skew is not None:  # a run's or a replay's own traffic: the beats are quiet
+            if now is not None and event.sim_seconds - now > self.max_skew:
+                ahead = f"{event.sim_seconds - now:+.0f} s from its delivery"
+                self.aside(engine, event, "clock_skew", ahead)
+                return []
+            return [event]
         device = event.device_id
         if self.first_device is None:
             self.first_device = device

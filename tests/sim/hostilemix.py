@@ -24,7 +24,7 @@ from rules.ruleset import RuleSet
 from sim.files.rulefiles import load_rules
 from sim.replay import run_traffic
 
-__all__ = ["MIXES", "Outcome", "feed", "forged", "mix"]
+__all__ = ["MIXES", "YEAR", "Outcome", "feed", "forged", "mix"]
 
 YEAR = 365 * 86400.0
 
