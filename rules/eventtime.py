@@ -90,8 +90,8 @@ class Clock:
         s = engine.s
         if engine.quiet_skew is not None:  # a run's or a replay's own traffic: the beats are quiet
             if now is not None and event.sim_seconds - now > self.max_skew:
-                ahead = f"{event.sim_seconds - now:+.0f} s from its delivery"
-                self.aside(engine, event, "clock_skew", ahead)
+                early = f"{event.sim_seconds - now:+.0f} s from its delivery"
+                self.aside(engine, event, "clock_skew", early)
                 return []
             return [event]
         device = event.device_id
