@@ -35,12 +35,9 @@ import math
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from devices.events import DeviceEvent
-
-if TYPE_CHECKING:
-    from rules.engine import Engine
 
 __all__ = ["QUORUM", "RECENT", "SUSPECTS", "Aside", "Clock", "default_max_skew", "sanitize"]
 
@@ -49,6 +46,15 @@ RECENT = 64  # the events whose devices vote on the clock
 SUSPECTS = 256  # events set aside for their clock kept as evidence of a real jump
 
 Aside = Callable[[DeviceEvent, str, str], None]  # (event, reason, detail)
+
+
+class Engine(Protocol):
+    """What of :class:`rules.engine.Engine` the clock reads (it imports this module)."""
+
+    s: Any
+    lateness: float
+    quiet_skew: float | None
+    clock: Clock
 
 
 def default_max_skew(lateness: float) -> float:
@@ -84,11 +90,12 @@ class Clock:
     ) -> list[DeviceEvent]:
         """The events to consume now, in order: ``[event]`` in the common case, ``[]`` if it is
         set aside, or the agreeing suspects when their quorum moves time. ``now``: when the
-        event was delivered on the simulation's clock (a run or a replay of one), which then
-        bounds how far ahead it may be; with quiet heartbeat runs and no ``now`` the event is the
+        event was delivered on the simulation's clock (a run or a replay of one): that clock then
+        bounds how far ahead it may be, and one behind is late as before (no vote: the delivery
+        clock is the truth); with quiet heartbeat runs and no ``now`` the event is the
         simulation's own first beat of a run."""
         s = engine.s
-        if engine.quiet_skew is not None:  # a run's or a replay's own traffic: the beats are quiet
+        if now is not None or engine.quiet_skew is not None:  # a run's or a replay's traffic
             if now is not None and event.sim_seconds - now > self.max_skew:
                 early = f"{event.sim_seconds - now:+.0f} s from its delivery"
                 self.aside(engine, event, "clock_skew", early)
@@ -151,7 +158,7 @@ class Clock:
 def _anchored(engine: Engine) -> bool:
     """Has the engine processed an event (taken one out of its reorder buffer)?"""
     s = engine.s
-    return s.stats["consumed"] > len(s.buffer)
+    return bool(s.stats["consumed"] > len(s.buffer))
 
 
 def _recentre(engine: Engine, new: float, clock: Clock) -> None:
