@@ -18,7 +18,6 @@ subscriber to ``dev/#`` only ever sees single events, and any MQTT client can re
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -28,6 +27,7 @@ __all__ = [
     "DEVICE_KINDS",
     "EVENT_MODELS",
     "EVENT_TYPES",
+    "MAX_SECONDS",
     "SCHEMA_VERSION",
     "ClutterCleared",
     "ClutterDetected",
@@ -68,17 +68,34 @@ DeviceKind = Literal[
 ]
 DEVICE_KINDS: tuple[str, ...] = ("ebike_blocker", "falling_object_camera", "clutter_sensor")
 
-# JSON has no NaN or Infinity, but a huge exponent (1e400) decodes to infinity: an infinite time or
-# duration is no measurement, and would poison the engine's clock. The upper bounds refuse both.
-_MAX = sys.float_info.max
+# JSON has no NaN or Infinity, but a huge exponent (1e400) decodes to infinity, and 1e308 is a
+# number: neither is a time or a duration, and either would poison the engine's clock. Times and
+# durations stop at a century, dates at 2000..2100, floors at 200.
+MAX_SECONDS = 100 * 366 * 86400.0
+YEARS = (2000, 2100)
+MAX_FLOOR = 200
 Confidence = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=_MAX)]
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_SECONDS)]
 Share = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
+AwareTime = Annotated[
+    datetime,
+    msgspec.Meta(
+        tz=True,
+        description=f"an aware date-time in the years {YEARS[0]} to {YEARS[1]}",
+        extra_json_schema={
+            "formatMinimum": f"{YEARS[0]}-01-01T00:00:00Z",
+            "formatMaximum": f"{YEARS[1]}-12-31T23:59:59Z",
+        },
+    ),
+]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
+Floor = Annotated[int, msgspec.Meta(ge=-10, le=MAX_FLOOR)]
+FloorNumber = Annotated[int, msgspec.Meta(ge=1, le=MAX_FLOOR)]
+Column = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+Span = Annotated[int, msgspec.Meta(ge=0, le=MAX_FLOOR)]
 
 EventError = msgspec.ValidationError | msgspec.DecodeError  # what decoding a bad event raises
 
@@ -99,10 +116,15 @@ class EventBase(
     device_kind: DeviceKind
     estate: Name
     building: Name
-    floor: int | None = None
+    floor: Floor | None = None
     time: AwareTime
     sim_seconds: Seconds
     seq: Count
+
+    def __post_init__(self) -> None:
+        # msgspec runs this after decoding too: a ValueError here is a ValidationError there
+        if not YEARS[0] <= self.time.year <= YEARS[1]:
+            raise ValueError(f"time {self.time.isoformat()} is not in {YEARS[0]}..{YEARS[1]}")
 
     @property
     def type(self) -> str:
@@ -142,10 +164,10 @@ class DoorOpenTooLong(EventBase, frozen=True, tag="door_open_too_long"):
 class FallingObject(EventBase, frozen=True, tag="falling_object"):
     """A track spanning more than two floors; origin estimated with error."""
 
-    estimated_floor: Positive
-    estimated_column: Positive
+    estimated_floor: FloorNumber
+    estimated_column: Column
     confidence: Confidence
-    floors_spanned: Count
+    floors_spanned: Span
     clip_id: str
 
 

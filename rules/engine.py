@@ -30,6 +30,7 @@ from rules.alerts import AlertState, KeyState, alert_record, identity
 from rules.beattrack import Track
 from rules.conditions import on_event, on_timer
 from rules.enginetypes import Key, Record
+from rules.eventtime import Clock, default_max_skew, sanitize
 from rules.ruleset import CompiledRule, RuleSet
 from rules.snapshot import dump_state, load_state
 from rules.workorders import WorkOrderBook
@@ -75,9 +76,13 @@ def _runs_suffice(readers: list[tuple[CompiledRule, str]], period: float) -> boo
 class Engine:
     """``consume(event)`` returns the records it causes; ``finish(end)`` flushes the rest."""
 
-    def __init__(self, rules: RuleSet, allowed_lateness: float | None = None) -> None:
+    def __init__(
+        self, rules: RuleSet, allowed_lateness: float | None = None, max_skew: float | None = None
+    ) -> None:
         self.rules = rules
         self.lateness = rules.allowed_lateness if allowed_lateness is None else allowed_lateness
+        skew = rules.spec.max_skew if max_skew is None else max_skew
+        self.clock = Clock(default_max_skew(self.lateness) if skew is None else skew)
         self.s = _State()
         self._index: dict[str, list[tuple[CompiledRule, str, Any]]] = {}
         for cr in rules.rules:
@@ -131,21 +136,24 @@ class Engine:
         if event.event_id in s.seen:
             s.stats["duplicates"] += 1
             return out
+        for e in self.clock.admit(self, event, now):  # see rules.eventtime
+            self._accept(e, out)
+        return out
+
+    def _accept(self, event: DeviceEvent, out: list[Record]) -> None:
+        s = self.s
+        t = event.sim_seconds
         if t < s.watermark:
-            self._late(event.event_id)
-            return out
+            self._late(event)
+            return
         if s.epoch is None:
             s.epoch = event.time - timedelta(seconds=t)
         s.seen[event.event_id] = t
         s.stats["consumed"] += 1
-        heapq.heappush(
-            s.buffer,
-            (t, event.device_id, event.seq, event.event_id, event),
-        )
+        heapq.heappush(s.buffer, (t, event.device_id, event.seq, event.event_id, event))
         if t > s.max_seen:
             s.max_seen = t
         self._release(s.max_seen - self.lateness, out)
-        return out
 
     def start_run(self, event: Heartbeat, run: BeatRun) -> list[Record]:
         """The first beat of a heartbeat run, as the event it is; the run's later beats may then
@@ -153,6 +161,7 @@ class Engine:
         s = self.s
         fresh = event.event_id not in s.seen and event.sim_seconds >= s.watermark
         out = self.consume(event)
+        fresh = fresh and event.event_id in s.seen  # not set aside for its clock
         old = s.tracks.get(run.device_id)
         if old is not None:
             old.closed = True
@@ -204,7 +213,7 @@ class Engine:
         t = run.stamp(j)
         track.noted = j + 1
         if t < s.watermark:
-            self._late(run.event_id(j))
+            self._late(run.event(j))
             track.late.add(j)
             return []
         s.stats["consumed"] += 1
@@ -232,11 +241,12 @@ class Engine:
             ks.runs[(run.device_id, run.first_seq)] = track
         return track
 
-    def _late(self, event_id: str) -> None:
+    def _late(self, event: DeviceEvent) -> None:
         """An event older than the watermark: counted and set aside (the first 1,000 ids kept)."""
-        self.s.stats["late"] += 1
+        behind = self.s.watermark - event.sim_seconds
+        self.clock.aside(self, event, "late", f"{behind:.0f} s behind the watermark")
         if len(self.s.late_ids) < 1000:
-            self.s.late_ids.append(event_id)
+            self.s.late_ids.append(event.event_id)
 
     def consume_all(
         self, events: Iterable[DeviceEvent], end_s: float | None = None
@@ -374,6 +384,7 @@ class Engine:
         ``ValueError``) for anything else, never running what a file holds."""
         engine = cls(rules, allowed_lateness)
         load_state(blob, rules, engine.s)
+        sanitize(engine)
         return engine
 
     def open_alerts(self) -> list[AlertState]:

@@ -224,4 +224,7 @@ class Rule(_Strict):
 class RuleFile(_Strict):
     version: Literal[1] = 1
     allowed_lateness: Duration = 60.0
+    # how far one event may be from the engine's clock (rules.eventtime); None: one hour, or 60
+    # allowed latenesses if longer
+    max_skew: PositiveDuration | None = None
     rules: list[Rule] = Field(min_length=1, max_length=1000)

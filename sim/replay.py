@@ -7,6 +7,7 @@ byte-identical ``alerts.jsonl``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -35,7 +36,9 @@ def replay_file(
     """Feed a run's traffic through a fresh engine: ``events.jsonl`` (or an export's
     ``events.parquet``) and, beside it, the heartbeat runs in their places
     (:mod:`sim.files.beatstream`; ``start`` dates them); write alerts and work orders into
-    ``out``."""
+    ``out``. With the delivery times of a run folder, an event dated more than the rules'
+    ``max_skew`` after its delivery is set aside (``clock_skew``); a bare events file is
+    replayed as it is."""
     engine = Engine(rules)
     with (
         (out / "alerts.jsonl").open("w", encoding="utf-8", newline="\n") as fa,
@@ -48,6 +51,8 @@ def replay_file(
 
         for kind, what, j in traffic(events, start, quiet):
             if kind == "event":
+                if j is None:  # a bare events file, no delivery times: trusted as the run's own
+                    engine.clock.max_skew = math.inf  # (rules.eventtime), hours apart or not
                 writer.write(engine.consume_payload(what, j))
             elif kind == "beat":
                 writer.beat(what, j)

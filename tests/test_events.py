@@ -192,3 +192,39 @@ def test_topic_is_a_function_of_the_event() -> None:
         "xh/dev/aibo4/b03/clutter_sensor/aibo4-b03-u1e1-blk"
     )
     assert topic_for(SAMPLES[9]) == "pm/gw/aibo4/status"
+
+
+def _sample(cls: type) -> dict:
+    return json_doc(next(e for e in SAMPLES if isinstance(e, cls)))
+
+
+@pytest.mark.parametrize(
+    ("cls", "change", "named"),
+    [
+        (Heartbeat, {"sim_seconds": 1e308}, "sim_seconds"),  # finite, and absurd
+        (Heartbeat, {"sim_seconds": -5.0}, "sim_seconds"),
+        (Heartbeat, {"time": "1970-01-01T00:00:00+00:00"}, "time"),
+        (Heartbeat, {"time": "2999-01-01T00:00:00+08:00"}, "time"),
+        (Heartbeat, {"floor": 100000}, "floor"),
+        (FallingObject, {"estimated_floor": 10**9}, "estimated_floor"),
+        (FallingObject, {"confidence": -0.1}, "confidence"),
+        (DoorReleased, {"held_seconds": 1e300}, "held_seconds"),
+    ],
+)
+def test_absurd_numbers_and_dates_are_refused_naming_the_field(
+    cls: type, change: dict, named: str
+) -> None:
+    doc = _sample(cls) | change
+    with pytest.raises(msgspec.ValidationError) as caught:
+        parse_event(json.dumps(doc))
+    where, message = explain(caught.value)
+    assert named in (where or message)
+
+
+def test_the_json_schema_states_the_bounds() -> None:
+    beat = event_schema()["$defs"]["Heartbeat"]["properties"]
+    assert beat["sim_seconds"]["maximum"] < 1e10 and beat["sim_seconds"]["minimum"] == 0
+    assert beat["time"]["formatMinimum"].startswith("2000-")
+    assert beat["time"]["formatMaximum"].startswith("2100-")
+    floor = beat["floor"]["anyOf"][0]
+    assert floor["maximum"] == 200

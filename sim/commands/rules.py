@@ -48,7 +48,9 @@ def replay(source: Path, rules_path: Path, out: Path | None) -> int:
     stats = dict(sorted(engine.stats.items()))
     print(f"replayed {stats.get('consumed', 0)} events through {rules_path} -> {out}")
     skipped = {
-        k: v for k, v in stats.items() if k in ("late", "duplicates", "invalid", "unknown_type")
+        k: v
+        for k, v in stats.items()
+        if k in ("late", "clock_skew", "duplicates", "invalid", "unknown_type")
     }
     if skipped:
         print("set aside: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))

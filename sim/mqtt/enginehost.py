@@ -35,7 +35,7 @@ from rules.model import RuleFile
 from rules.ruleset import RuleSet
 from sim.errors import LOST_AFTER, BadInput, BrokerLost, lost_message
 from sim.files.records import EngineOutcome, RecordWriter, finish_engine
-from sim.mqtt.intake import Intake
+from sim.mqtt.intake import Intake, SetAside
 from sim.mqtt.outbox import Outbox, record_topic
 from sim.mqtt.sequencer import Sequencer
 from sim.mqtt.signing import Signer, staff_check
@@ -136,9 +136,15 @@ def _serve(
 
         seq = Sequencer(feed, hold=True, hold_limit=job.hold_limit)
 
-        def arrived(event: Any) -> None:
+        aside: SetAside = []  # late events: dead-lettered by the intake
+
+        def arrived(event: Any) -> SetAside:
             got.value = intake.received
+            aside.clear()
             seq.arrived(event)
+            return aside
+
+        engine.clock.on_aside = lambda e, reason, detail: aside.append((e, reason, detail))
 
         signer = Signer(job.sign_key) if job.sign_key is not None else None
         intake = Intake(

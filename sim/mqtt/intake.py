@@ -4,6 +4,9 @@ Every payload is checked before the engine sees it: size, UTF-8, JSON, schema ve
 fields, and that it came on the topic its content names. A bad one goes to ``{prefix}/deadletter``
 with the reason and is counted; nothing a device sends can stop the engine.
 
+Events the engine takes but sets aside (older than its watermark, or dated too far from its clock:
+:mod:`rules.eventtime`) are dead-lettered too, with reason ``late`` or ``clock_skew``.
+
 A gateway's batch (``{prefix}/batch/{estate}``, a JSON array of events) is checked as a whole for
 size (``max_bytes`` per event times ``max_batch`` events), UTF-8, JSON, being an array and its
 length; then each element as a single event would be, and must belong to that estate. A bad
@@ -51,9 +54,13 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "DeadLetter",
     "Intake",
+    "SetAside",
     "decode_batch",
     "decode_payload",
 ]
+
+# events the engine set aside while taking one: (event, reason, detail), e.g. "late", "clock_skew"
+SetAside = list[tuple[DeviceEvent, str, str]]
 
 DEFAULT_MAX_PAYLOAD = 16 * 1024  # a device event is ~300 bytes; anything this big is not one
 DEFAULT_MAX_BATCH = 1000  # events in one batch; a batch's size limit is this times max_bytes
@@ -147,9 +154,12 @@ def decode_batch(
     max_bytes: int = DEFAULT_MAX_PAYLOAD,
     max_batch: int = DEFAULT_MAX_BATCH,
 ) -> list[DeviceEvent | DeadLetter]:
-    """A gateway's batch on ``{prefix}/batch/{estate}`` -> each element's event or the
-    :class:`DeadLetter` of that element, in order. Raises :class:`DeadLetter` when the whole
-    batch is refused: too large, not UTF-8, not JSON, not an array, or too many elements."""
+    """Events the engine takes but sets aside (older than its watermark, or dated too far from its clock:
+    :mod:`rules.eventtime`) are dead-lettered too, with reason ``late`` or ``clock_skew``.
+
+    A gateway's batch on ``{prefix}/batch/{estate}`` -> each element's event or the
+        :class:`DeadLetter` of that element, in order. Raises :class:`DeadLetter` when the whole
+        batch is refused: too large, not UTF-8, not JSON, not an array, or too many elements."""
     limit = max_bytes * max_batch
     if len(payload) > limit:
         raise DeadLetter("too_large", f"{len(payload)} bytes > {limit}")
@@ -230,7 +240,7 @@ class Intake:
         *,
         prefix: str,
         client_id: str,
-        on_event: Callable[[DeviceEvent], None],
+        on_event: Callable[[DeviceEvent], SetAside | None],
         max_bytes: int = DEFAULT_MAX_PAYLOAD,
         max_batch: int = DEFAULT_MAX_BATCH,
         clean: bool = True,
@@ -331,10 +341,15 @@ class Intake:
         """Hand a valid event on; if the engine raises, that costs this event, not the service
         (an exception here would end paho's network thread, and the service would go deaf)."""
         try:
-            self.on_event(event)
+            aside = self.on_event(event)
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"[:200]
             self._dead_letter(c, topic, payload, DeadLetter("engine_error", detail), index=index)
+            return
+        for other, reason, detail in aside or ():  # late, or its clock too far off
+            text = event_json(other)
+            bad = DeadLetter(reason, detail[:200], text[:120])
+            self._dead_letter(c, topic_for(other, self.prefix), text.encode("utf-8"), bad)
 
     def _dead_letter(
         self, c: mqtt.Client, topic: str, payload: bytes, bad: DeadLetter, index: int | None = None

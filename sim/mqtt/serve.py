@@ -31,7 +31,7 @@ from rules.engine import Record
 from rules.workorders import workorder_prefix
 from sim.errors import BadInput
 from sim.files.rulefiles import load_rules
-from sim.mqtt.intake import DEFAULT_MAX_PAYLOAD, Intake
+from sim.mqtt.intake import DEFAULT_MAX_PAYLOAD, Intake, SetAside
 from sim.mqtt.journal import Ledger, Outgoing
 from sim.mqtt.outbox import Outbox, record_topic
 from sim.mqtt.signing import Signer, staff_check
@@ -88,6 +88,10 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
 
     ledger = Ledger.open(rules, render, opts.state, workorder_prefix(opts.partition))
     engine = ledger.engine
+    aside: SetAside = []  # what the engine sets aside while taking one event: dead-lettered
+    engine.clock.on_aside = lambda e, reason, detail: aside.append((e, reason, detail))
+    if opts.wall_clock:  # only now: the journal's events were judged when they came
+        engine.clock.wall = lambda: datetime.now(UTC)
     skipped: Counter[str] = Counter()
     intake: Intake
 
@@ -101,10 +105,11 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
         failed.append(f"cannot keep --state {opts.state}: {exc}")
         opts.stop.set()
 
-    def on_event(event: DeviceEvent) -> None:
+    def on_event(event: DeviceEvent) -> SetAside:
         if not owns(event.estate, opts.estates, opts.partition):
             skipped["not_mine"] += 1
-            return
+            return []
+        aside.clear()
         try:
             records = ledger.consume(event)
         except OSError as exc:
@@ -113,6 +118,7 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
             fail(exc)
             raise
         publish(records)
+        return aside
 
     part = f"-p{opts.partition[0]}of{opts.partition[1]}" if opts.partition else ""
     intake = Intake(
