@@ -194,6 +194,11 @@ def sanitize(engine: Engine) -> None:
         return
     skew = clock.max_skew
     near = {_device(i) for i, t in s.seen.items() if t >= s.max_seen - skew}
+    for device, track in s.tracks.items():  # heartbeats taken as runs are not in ``seen``
+        if track is None:
+            continue
+        if track.open_quietly or track.stamp(track.last()) >= s.max_seen - skew:
+            near.add(device)  # a quiet run beats up to now, as its feeder promised
     if len(near) >= QUORUM:
         return
     sane = [t for i, t in s.seen.items() if _device(i) not in near]
