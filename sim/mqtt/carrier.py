@@ -224,6 +224,8 @@ def _over_mqtt(
                 "lost": len(report.lost),
                 "lost_ids": report.lost[:100],
                 "dead_letters": report.dead_letters,
+                "sequence_gaps": report.gaps,
+                "sequence_gap_events": report.gap_events,
             }
             return info, report.outcome
 

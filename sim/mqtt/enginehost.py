@@ -70,6 +70,8 @@ class EngineReport:
     duplicates: int
     lost: list[str]
     dead_letters: dict[str, int]
+    gaps: int = 0  # ranges of per-device sequence numbers that never arrived (sim.mqtt.gaps)
+    gap_events: int = 0  # events in them
 
 
 def _child(
@@ -95,7 +97,8 @@ def _serve(
     job: EngineJob, conn: Connection, fed: Synchronized[int], got: Synchronized[int]
 ) -> None:
 
-    engine = Engine(RuleSet(job.spec))
+    ruleset = RuleSet(job.spec)
+    engine = Engine(ruleset)
     with (
         open(job.folder / "alerts.jsonl", "w", encoding="utf-8", newline="\n") as fa,
         open(job.folder / "workorders.jsonl", "w", encoding="utf-8", newline="\n") as fw,
@@ -113,7 +116,12 @@ def _serve(
             seq.arrived(event)
 
         intake = Intake(
-            job.url, prefix=job.prefix, client_id=job.client_id, on_event=arrived, clean=job.clean
+            job.url,
+            prefix=job.prefix,
+            client_id=job.client_id,
+            on_event=arrived,
+            clean=job.clean,
+            lateness=ruleset.allowed_lateness,
         )
         outbox: Outbox | None = None
         try:
@@ -135,6 +143,7 @@ def _serve(
                     break
             lost = seq.finish(idle_timeout)
             got.value = intake.received
+            intake.finish_gaps()  # published on {prefix}/health/gaps
             with intake.lock:  # no event is fed while the engine's timers run out
                 outcome = finish_engine(writer, end_s)
             fa.flush()
@@ -145,6 +154,8 @@ def _serve(
                 duplicates=seq.duplicates,
                 lost=lost,
                 dead_letters=dict(sorted(intake.dead.items())),
+                gaps=intake.gaps.gaps,
+                gap_events=intake.gaps.missing,
             )
         finally:
             if outbox is not None:
