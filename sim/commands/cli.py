@@ -122,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
         "--kind", default="auto", help="auto (mosquitto if installed), mosquitto, amqtt"
     )
     brk.add_argument("--port", type=int, help="default: a free port")
+    brk.add_argument(
+        "--persist",
+        type=Path,
+        metavar="DIR",
+        help="keep sessions and queued messages in DIR (Mosquitto; saved every second)",
+    )
 
     add_rank_parsers(sub)
 
@@ -366,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "broker":
             from sim.mqtt.broker import serve_forever
 
-            return serve_forever(args.kind, args.port)
+            return serve_forever(args.kind, args.port, args.persist)
         if args.command == "export":
             from sim.commands.export import export_command
 
