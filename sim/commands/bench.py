@@ -103,6 +103,12 @@ def add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--crash-rate", type=float, help="the subscriber takes R messages/s (default: unpaced)"
     )
+    p.add_argument(
+        "--crash-publish-rate",
+        type=float,
+        default=2000.0,
+        help="events/s published (default 2,000; 0: full speed)",
+    )
 
 
 def bench_command(args: argparse.Namespace) -> int:

@@ -14,8 +14,10 @@ again what the broker had not acknowledged. At the end:
 - ``redelivered``: delivered more than once (QoS 1 allows that; a consumer drops them by id).
 
 ``--crash-rate R`` makes the subscriber a slow consumer (R messages/s), so the broker holds a queue
-for it when it is killed - the case that loses most. ``--crash-autosave S`` sets Mosquitto's ``autosave_interval`` (default: the embedded broker's,
-:data:`~sim.mqtt.broker.AUTOSAVE_SECONDS`; Mosquitto's own default is 1800).
+for it when it is killed - the case that loses most; ``--crash-publish-rate`` paces the publisher
+(:data:`PUBLISH_RATE`; 0: as fast as it goes). ``--crash-autosave S`` sets Mosquitto's
+``autosave_interval`` (default: the embedded broker's, :data:`~sim.mqtt.broker.AUTOSAVE_SECONDS`;
+Mosquitto's own default is 1800).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from sim.mqtt.broker import AUTOSAVE_SECONDS, EmbeddedBroker
 __all__ = ["crash_bench", "crash_command", "format_crash"]
 
 WAIT = 30.0  # seconds any one step may take
+# events/s published: the kills come ~9 s apart, several autosaves between them (a stream as
+# fast as paho goes, ~8,000/s here, puts them ~2.5 s apart: less than Mosquitto's save cadence)
+PUBLISH_RATE = 2000.0
 QUIET = 3.0  # seconds of silence after which the subscriber has had everything
 
 
@@ -133,6 +138,7 @@ def crash_bench(
     folder: Path | None = None,
     say: IO[str] | None = None,
     rate: float | None = None,
+    publish_rate: float | None = PUBLISH_RATE,
 ) -> dict[str, Any]:
     """Run the stream with ``kills`` SIGKILLs of the broker; the figures as a dict."""
     with tempfile.TemporaryDirectory(prefix="pmsim-crash-") as tmp:
@@ -150,6 +156,10 @@ def crash_bench(
             for i in range(events):
                 while pub.acked + 1000 < i:  # a window, so the stream goes on while we kill
                     time.sleep(0.0005)
+                if publish_rate is not None:
+                    ahead = i / publish_rate - (time.monotonic() - t0)
+                    if ahead > 0.001:
+                        time.sleep(ahead)
                 pub.publish(topic, i, b"%010d" % i + body)
                 if marks and pub.acked >= marks[0]:
                     marks.pop(0)
@@ -182,6 +192,7 @@ def crash_bench(
         "kills": len(killed),
         "autosave_interval": autosave,
         "subscriber_rate": rate,
+        "publish_rate": publish_rate,
         "acknowledged": pub.acked,
         "delivered": sum(1 for x in seen if x),
         "lost": len(lost),
@@ -197,7 +208,9 @@ def format_crash(doc: dict[str, Any]) -> str:
     lost = ", ".join(f"{k['lost']} ({k['window_s']:.2f} s)" for k in doc["per_kill"])
     return (
         f"broker crash: {doc['events']:,} QoS 1 events, {doc['kills']} kill -9 of Mosquitto "
-        f"(autosave_interval {doc['autosave_interval']} s), subscriber "
+        f"(autosave_interval {doc['autosave_interval']} s), published at "
+        f"{format(doc['publish_rate'], ',.0f') + '/s' if doc['publish_rate'] else 'full speed'}"
+        ", subscriber "
         f"{'at ' + format(doc['subscriber_rate'], ',.0f') + '/s' if doc['subscriber_rate'] else 'unpaced'}"
         f", {doc['seconds']} s: "
         f"{doc['acknowledged']:,} acknowledged, {doc['delivered']:,} delivered, "
@@ -216,7 +229,12 @@ def crash_command(args: argparse.Namespace) -> int:
     if autosave < 0:
         raise BadInput(f"--crash-autosave {autosave}: seconds, 0 or more")
     doc = crash_bench(
-        args.crash_events, args.broker_crash, autosave, say=sys.stdout, rate=args.crash_rate
+        args.crash_events,
+        args.broker_crash,
+        autosave,
+        say=sys.stdout,
+        rate=args.crash_rate,
+        publish_rate=args.crash_publish_rate or None,
     )
     print(format_crash(doc))
     args.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
