@@ -174,3 +174,40 @@ def test_rules_serve_reports_gaps_on_the_health_topic_and_at_stop(
         for c in (watch, pub):
             c.disconnect()
             c.loop_stop()
+
+
+def test_the_intake_of_pmsim_runs_engine_reports_gaps_at_its_end(broker: EmbeddedBroker) -> None:
+    """``pmsim run``'s engine process uses the same intake: what is missing at the end is a gap
+    (its count goes to run.json as ``sequence_gaps``)."""
+    from sim.mqtt.intake import Intake
+    from sim.mqtt.url import parse_broker_url
+
+    p = f"gi{uuid.uuid4().hex[:8]}"
+    fed: list[Any] = []
+    gaps: list[Gap] = []
+    intake = Intake(
+        parse_broker_url(broker.url),
+        prefix=p,
+        client_id=f"{p}-intake",
+        on_event=fed.append,
+        lateness=60.0,
+        on_gap=gaps.append,
+    )
+    intake.start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{p}-pub")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        for seq in (0, 1, 3, 1):
+            topic, payload = beat("d1", seq, 10.0 * seq)
+            pub.publish(f"{p}/dev/{topic}", payload, qos=1).wait_for_publish(WAIT)
+        deadline = time.monotonic() + WAIT
+        while len(fed) < 4:
+            assert time.monotonic() < deadline, fed
+            time.sleep(0.02)
+        assert gaps == []  # 2 may still come
+    finally:
+        intake.stop()
+        pub.disconnect()
+        pub.loop_stop()
+    assert gaps == [Gap("d1", 2, 2, 30.0)] and (intake.gaps.gaps, intake.gaps.missing) == (1, 1)
