@@ -124,11 +124,8 @@ def mosquitto_conf(
     if persist is None:
         persistence = ["persistence false"]
     else:
-        # Mosquitto keeps its database in memory and writes it whole (to a new file, renamed
-        # over the old: a kill mid-write leaves the last good one) on a clean stop and every
-        # ``autosave_interval`` seconds - by default 1800, so a kill -9 lost up to half an hour
-        # of acknowledged messages, and every session made since the last save. It never
-        # writes a message as it acknowledges it: what came in since the last save is lost.
+        # Mosquitto writes its database whole on a clean stop and every autosave_interval (1800 s
+        # by default), never a message as it acknowledges it: a kill -9 loses what came since.
         persistence = [
             "persistence true",
             f"persistence_location {persist}/",
@@ -332,12 +329,13 @@ class EmbeddedBroker:
         self.stop()
         raise BrokerError(f"{what}: {last}" if last else what)
 
-    def stop(self) -> None:
-        """Terminate (SIGTERM, 5 s, then SIGKILL) and clean up; safe to call any number of times."""
+    def stop(self, kill: bool = False) -> None:
+        """Terminate (SIGTERM, 5 s, then SIGKILL) and clean up; safe to call any number of times.
+        ``kill``: SIGKILL at once, as a crash or a power cut would (no save, no goodbye)."""
         proc, self._proc = self._proc, None
         _running.discard(self)
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            proc.kill() if kill else proc.terminate()
             try:
                 proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -348,15 +346,7 @@ class EmbeddedBroker:
             self._dir = None
 
     def kill(self) -> None:
-        """SIGKILL, as a crash or a power cut would: no saving, no goodbye (``start`` again)."""
-        proc, self._proc = self._proc, None
-        _running.discard(self)
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
-        if self._dir is not None and self._tmpdir:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        self.stop(kill=True)
 
     def restart(self) -> None:
         """Stop and start again on the same port: clients see the broker go away and come back."""
