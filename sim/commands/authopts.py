@@ -75,6 +75,12 @@ def add_broker_auth(brk: argparse.ArgumentParser) -> None:
     )
     brk.add_argument("--estates", help="with --auth: comma-separated estate ids (a gateway each)")
     brk.add_argument("--prefix", default="pm", help="with --auth: the ACL's topic prefix")
+    brk.add_argument(
+        "--persist",
+        type=Path,
+        metavar="DIR",
+        help="keep sessions and queued messages in DIR (Mosquitto; saved every second)",
+    )
 
 
 def broker_command(args: argparse.Namespace) -> int:
@@ -85,4 +91,4 @@ def broker_command(args: argparse.Namespace) -> int:
     if estates and not args.auth:
         raise BadInput("--estates: only with --auth")
     auth = BrokerAuth.generate(args.prefix, tuple(estates)) if args.auth else None
-    return serve_forever(args.kind, args.port, auth)
+    return serve_forever(args.kind, args.port, auth, args.persist)

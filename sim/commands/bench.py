@@ -89,12 +89,36 @@ def add_bench_options(p: argparse.ArgumentParser) -> None:
         "--pipe-messages", type=int, help="bare pipe messages (default: as many as events)"
     )
     p.add_argument("--out", type=Path, default=Path("bench.json"), help="default bench.json")
+    p.add_argument(
+        "--broker-crash",
+        type=int,
+        metavar="N",
+        help="instead: kill -9 the embedded Mosquitto N times in a QoS 1 stream and count the "
+        "acknowledged events lost (sim/commands/brokercrash.py)",
+    )
+    p.add_argument("--crash-events", type=int, default=200_000, help="events in that stream")
+    p.add_argument(
+        "--crash-autosave", type=int, help="Mosquitto autosave_interval, s (default: ours)"
+    )
+    p.add_argument(
+        "--crash-rate", type=float, help="the subscriber takes R messages/s (default: unpaced)"
+    )
+    p.add_argument(
+        "--crash-publish-rate",
+        type=float,
+        default=2000.0,
+        help="events/s published (default 2,000; 0: full speed)",
+    )
 
 
 def bench_command(args: argparse.Namespace) -> int:
     """The CLI's ``pmsim bench``."""
     if args.broker == "none":
         raise BadInput("--broker none: bench measures over a broker; use embedded or a URL")
+    if args.broker_crash is not None:
+        from sim.commands.brokercrash import crash_command
+
+        return crash_command(args)
     opts = BenchOptions(
         broker=args.broker,
         broker_kind=args.broker_kind,

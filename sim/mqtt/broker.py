@@ -25,13 +25,21 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Literal, cast, get_args
 
-from sim.mqtt.brokerauth import ENGINE, BrokerAuth, conf_lines
+from sim.mqtt.brokerauth import ENGINE, BrokerAuth
+from sim.mqtt.mosquittoconf import AUTOSAVE_SECONDS, HOST, mosquitto_conf
 
-__all__ = ["BrokerError", "BrokerKind", "EmbeddedBroker", "free_port", "serve_forever"]
+__all__ = [
+    "AUTOSAVE_SECONDS",
+    "BrokerError",
+    "BrokerKind",
+    "EmbeddedBroker",
+    "free_port",
+    "mosquitto_conf",
+    "serve_forever",
+]
 
 BrokerKind = Literal["auto", "mosquitto", "amqtt"]
 
-HOST = "127.0.0.1"
 START_TIMEOUT = 10.0  # seconds for the broker to answer a CONNECT
 POLL_STEP = 0.05
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
@@ -108,45 +116,6 @@ def _mqtt_connack(port: int, timeout: float, login: tuple[str, str] | None = Non
         return False
 
 
-def mosquitto_conf(
-    port: int,
-    max_packet_bytes: int,
-    persist: Path | None = None,
-    auth: tuple[Path, Path] | None = None,
-) -> str:
-    """Mosquitto's configuration: loopback only, anonymous (or ``auth``: password file and ACL),
-    nothing dropped; nothing on disk unless ``persist`` names a folder for its database
-    (sessions, queued messages, retained)."""
-    if persist is None:
-        persistence = ["persistence false"]
-    else:  # written on a clean stop (SIGTERM) and read back at start: sessions survive a restart
-        persistence = ["persistence true", f"persistence_location {persist}/"]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            # Started as root, Mosquitto becomes user "mosquitto", who cannot write our folder.
-            persistence.append("user root")
-    return "\n".join(
-        [
-            "# pmsim embedded broker (sim/mqtt/broker.py); lives as long as the broker",
-            f"listener {port} {HOST}",
-            *conf_lines(auth, any(x.startswith("user ") for x in persistence)),
-            *persistence,
-            # The default max_queued_messages 1000 silently drops QoS 1 messages for a subscriber
-            # that falls behind; a lost event would be scored as a missed incident. 0 = no limit.
-            "max_queued_messages 0",
-            "max_queued_bytes 0",
-            # The default, stated: flow control per client; the queue above absorbs the rest.
-            "max_inflight_messages 20",
-            f"max_packet_size {max_packet_bytes}",
-            "set_tcp_nodelay true",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
-            "",
-        ]
-    )
-
-
 # Mosquitto's time stamps (seconds, or log_timestamp_format): noise in a one-line error.
 _LOG_STAMP = re.compile(r"^(\d{9,}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d): ")
 
@@ -173,6 +142,7 @@ class EmbeddedBroker:
         max_packet_bytes: int = 1_048_576,
         persist: Path | None = None,
         auth: BrokerAuth | None = None,
+        autosave: int = AUTOSAVE_SECONDS,
     ) -> None:
         if kind not in get_args(BrokerKind):
             raise BrokerError(f"unknown broker kind {kind!r}: use auto, mosquitto or amqtt")
@@ -187,6 +157,7 @@ class EmbeddedBroker:
         self.persist = persist.resolve() if persist is not None else None
         self.port: int = port if port is not None else free_port()
         self.max_packet_bytes = max_packet_bytes
+        self.autosave = autosave
         self._workdir = workdir
         self._dir: Path | None = None  # where the config and log live while running
         self._tmpdir = False  # whether _dir is ours to remove
@@ -253,7 +224,9 @@ class EmbeddedBroker:
             if self.persist is not None:
                 self.persist.mkdir(parents=True, exist_ok=True)
             files = self.auth.write(folder, HOST, self.port) if self.auth is not None else None
-            conf.write_text(mosquitto_conf(self.port, self.max_packet_bytes, self.persist, files))
+            conf.write_text(
+                mosquitto_conf(self.port, self.max_packet_bytes, self.persist, files, self.autosave)
+            )
             return [self._mosquitto, "-c", str(conf)]
         if not _amqtt_available():
             raise BrokerError(
@@ -320,12 +293,13 @@ class EmbeddedBroker:
         self.stop()
         raise BrokerError(f"{what}: {last}" if last else what)
 
-    def stop(self) -> None:
-        """Terminate (SIGTERM, 5 s, then SIGKILL) and clean up; safe to call any number of times."""
+    def stop(self, kill: bool = False) -> None:
+        """Terminate (SIGTERM, 5 s, then SIGKILL) and clean up; safe to call any number of times.
+        ``kill``: SIGKILL at once, as a crash or a power cut would (no save, no goodbye)."""
         proc, self._proc = self._proc, None
         _running.discard(self)
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            proc.kill() if kill else proc.terminate()
             try:
                 proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -334,6 +308,9 @@ class EmbeddedBroker:
         if self._dir is not None and self._tmpdir:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+    def kill(self) -> None:
+        self.stop(kill=True)
 
     def restart(self) -> None:
         """Stop and start again on the same port: clients see the broker go away and come back."""
@@ -356,12 +333,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def serve_forever(kind: str, port: int | None, auth: BrokerAuth | None = None) -> int:
+def serve_forever(
+    kind: str, port: int | None, auth: BrokerAuth | None = None, persist: Path | None = None
+) -> int:
     """`pmsim broker`: a broker for other tools until Ctrl-C or SIGTERM. 0 on a stop, 1 on failure."""
     try:
         if kind not in get_args(BrokerKind):
             raise BrokerError(f"unknown broker kind {kind!r}: use auto, mosquitto or amqtt")
-        broker = EmbeddedBroker(cast(BrokerKind, kind), port, auth=auth)
+        broker = EmbeddedBroker(cast(BrokerKind, kind), port, auth=auth, persist=persist)
         broker.start()
     except BrokerError as exc:
         print(f"pmsim broker: error: {exc}", file=sys.stderr)

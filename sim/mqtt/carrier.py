@@ -251,6 +251,8 @@ def _over_mqtt(
                 "lost": len(report.lost),
                 "lost_ids": report.lost[:100],
                 "dead_letters": report.dead_letters,
+                "sequence_gaps": report.gaps,
+                "sequence_gap_events": report.gap_events,
             }
             if signer is not None:  # said only when on: a run without it is as it always was
                 info["signed"] = "hmac-sha256"

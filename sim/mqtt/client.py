@@ -140,17 +140,21 @@ def connect(
     setup: Any = None,
     on_connect: Any = None,
     on_disconnect: Any = None,
+    max_packet: int | None = None,
 ) -> mqtt.Client:
     """A connected client with its network loop running (``loop_start``).
 
     ``setup(client)`` configures the client and installs message callbacks before connecting, so
     nothing is missed; ``on_connect``/``on_disconnect`` take over once the handshake is done.
     MQTT 5 is tried first, then 3.1.1. Raises :class:`BadInput` when the broker cannot be reached
-    or refuses us.
+    or refuses us. ``max_packet`` (MQTT 5) tells the broker the largest packet we take: it
+    drops a larger message for us rather than send it.
     """
     last = "no answer"
     for protocol in protocols:
-        client, rc, answered, closed = _attempt(url, client_id, protocol, clean, will, setup)
+        client, rc, answered, closed = _attempt(
+            url, client_id, protocol, clean, will, setup, max_packet
+        )
         if answered and rc is not None and not rc.is_failure:
             client.on_connect = on_connect
             client.on_disconnect = on_disconnect
@@ -168,7 +172,13 @@ def connect(
 
 
 def _attempt(
-    url: BrokerURL, client_id: str, protocol: int, clean: bool, will: Will | None, setup: Any
+    url: BrokerURL,
+    client_id: str,
+    protocol: int,
+    clean: bool,
+    will: Will | None,
+    setup: Any,
+    max_packet: int | None = None,
 ) -> tuple[mqtt.Client, ReasonCode | None, bool, bool]:
     """The client, the CONNACK's reason code, whether anything answered in time, and whether
     the connection closed before a CONNACK."""
@@ -196,6 +206,8 @@ def _attempt(
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             if not clean:
                 props.SessionExpiryInterval = 86400  # keep the session (and its queue) a day
+            if max_packet is not None:
+                props.MaximumPacketSize = max_packet
             client.connect(url.host, url.port, keepalive=30, clean_start=clean, properties=props)
         else:
             client.connect(url.host, url.port, keepalive=30)

@@ -72,6 +72,8 @@ class EngineReport:
     duplicates: int
     lost: list[str]
     dead_letters: dict[str, int]
+    gaps: int = 0  # ranges of per-device sequence numbers that never arrived (sim.mqtt.gaps)
+    gap_events: int = 0  # events in them
 
 
 def _child(
@@ -123,7 +125,8 @@ def _serve(
     down: Synchronized[float],
 ) -> None:
 
-    engine = Engine(RuleSet(job.spec))
+    ruleset = RuleSet(job.spec)
+    engine = Engine(ruleset)
     with (
         open(job.folder / "alerts.jsonl", "w", encoding="utf-8", newline="\n") as fa,
         open(job.folder / "workorders.jsonl", "w", encoding="utf-8", newline="\n") as fw,
@@ -154,6 +157,7 @@ def _serve(
             on_event=arrived,
             clean=job.clean,
             verify=staff_check(signer) if signer is not None else None,
+            lateness=ruleset.allowed_lateness,
         )
         outbox: Outbox | None = None
         try:
@@ -176,6 +180,7 @@ def _serve(
                     break
             lost = seq.finish(idle_timeout)
             got.value = intake.received
+            intake.finish_gaps()  # published on {prefix}/health/gaps
             with intake.lock:  # no event is fed while the engine's timers run out
                 outcome = finish_engine(writer, end_s)
             fa.flush()
@@ -186,6 +191,8 @@ def _serve(
                 duplicates=seq.duplicates,
                 lost=lost,
                 dead_letters=dict(sorted(intake.dead.items())),
+                gaps=intake.gaps.gaps,
+                gap_events=intake.gaps.missing,
             )
         finally:
             if outbox is not None:

@@ -1,19 +1,16 @@
 """The engine's side of MQTT: subscribe to device topics, decode, and set bad messages aside.
 
-Every payload is checked before the engine sees it: size, UTF-8, JSON, schema version, event type,
-fields, and that it came on the topic its content names. A bad one goes to ``{prefix}/deadletter``
-with the reason and is counted; nothing a device sends can stop the engine.
+Each message is decoded by :mod:`sim.mqtt.decode`; a bad one goes to ``{prefix}/deadletter`` with
+the reason and is counted. paho's network thread only queues each message (:mod:`sim.mqtt.inbox`,
+which says more) and a worker thread decodes it, feeds the engine and then acknowledges it; an
+oversized message is cut to its head before it is queued, and over MQTT 5 the broker is told the
+largest packet we take (:data:`MAX_PACKET`), so memory stays under :data:`INTAKE_RSS_CEILING_MB`
+whatever is published. Every valid event's sequence number goes past a
+:class:`~sim.mqtt.gaps.GapTracker`: gaps are counted and published on ``{prefix}/health/gaps``.
 
 Events the engine takes but sets aside (older than its watermark, or dated too far from its clock:
-:mod:`rules.eventtime`) are dead-lettered too, with reason ``late`` or ``clock_skew``.
-
-A gateway's batch (``{prefix}/batch/{estate}``, a JSON array of events) is checked as a whole for
-size (``max_bytes`` per event times ``max_batch`` events), UTF-8, JSON, being an array and its
-length; then each element as a single event would be, and must belong to that estate. A bad
-element is dead-lettered alone (with its index); the others go through, in order.
-
-The common case, a valid event, costs one parse: the payload is validated straight from its bytes,
-and only a refused one is taken apart again to say why.
+:mod:`rules.eventtime`) are dead-lettered too, with reason ``late`` or ``clock_skew``; with a
+``verify`` hook (:mod:`sim.mqtt.signing`) an event that fails it is dead-lettered with its reason.
 """
 
 from __future__ import annotations
@@ -25,33 +22,33 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic_core import from_json
 
-from devices.events import (
-    SCHEMA_VERSION,
-    DeviceEvent,
-    GatewayStatus,
-    batch_topic,
-    event_json,
-    explain,
-    parse_event,
-    parse_events,
-    states_version,
-    topic_for,
-    unknown_type,
-)
-from devices.jsonkeys import DUPLICATE, duplicate_key, pairs_hook
+from devices.events import DeviceEvent, event_json, topic_for
 from sim.errors import BadInput
 from sim.mqtt.client import connect
+from sim.mqtt.decode import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_PAYLOAD,
+    HEAD,
+    DeadLetter,
+    batch_limit,
+    decode_batch,
+    decode_payload,
+)
+from sim.mqtt.gaps import Gap, GapTracker
+from sim.mqtt.inbox import Inbound, Inbox
 from sim.mqtt.url import BrokerURL
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
+    "DEFAULT_MAX_BATCH_BYTES",
     "DEFAULT_MAX_PAYLOAD",
+    "INTAKE_RSS_CEILING_MB",
+    "MAX_PACKET",
     "DeadLetter",
     "Intake",
     "SetAside",
@@ -62,177 +59,14 @@ __all__ = [
 # events the engine set aside while taking one: (event, reason, detail), e.g. "late", "clock_skew"
 SetAside = list[tuple[DeviceEvent, str, str]]
 
-DEFAULT_MAX_PAYLOAD = 16 * 1024  # a device event is ~300 bytes; anything this big is not one
-DEFAULT_MAX_BATCH = 1000  # events in one batch; a batch's size limit is this times max_bytes
-
-
-class DeadLetter(Exception):
-    """Why a message cannot be an event (``reason`` is a short code, ``detail`` one line)."""
-
-    def __init__(self, reason: str, detail: str = "", head: str | None = None) -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-        self.head = head  # the start of the bad element, in a batch
-
-
-def decode_payload(
-    topic: str, payload: bytes, *, prefix: str = "pm", max_bytes: int = DEFAULT_MAX_PAYLOAD
-) -> DeviceEvent:
-    """One MQTT message -> one validated event, or :class:`DeadLetter` with the reason."""
-    if len(payload) > max_bytes:
-        raise DeadLetter("too_large", f"{len(payload)} bytes > {max_bytes}")
-    try:
-        event = parse_event(payload)
-    except (RecursionError, ValueError):  # msgspec's errors are ValueErrors: now find out why
-        event = _diagnose(payload)
-    else:
-        if not states_version(payload):  # the struct's default filled it in: not said
-            event = _diagnose(payload)
-    expected = topic_for(event, prefix)
-    if topic != expected:
-        raise DeadLetter("wrong_topic", f"content belongs on {expected}"[:200])
-    _no_duplicate_key(payload, event)
-    return event
-
-
-def _no_duplicate_key(payload: bytes, event: DeviceEvent) -> None:
-    """A payload that repeats a key is refused (:mod:`devices.jsonkeys`)."""
-    key = duplicate_key(payload, event)
-    if key is not None:
-        raise DeadLetter("duplicate_key", key[:64])
-
-
-def _diagnose(payload: bytes) -> DeviceEvent:
-    """The reason a payload is not an event, step by step (raises :class:`DeadLetter`)."""
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DeadLetter("not_utf8", str(exc)) from None
-    try:
-        doc = _parse(text)
-    except (RecursionError, ValueError) as exc:
-        raise DeadLetter("not_json", str(exc)[:200]) from None
-    return _from_doc(doc, text)
-
-
-def _parse(text: str) -> Any:
-    """JSON as the fast path's parser sees it: nesting over 200 levels is refused whatever the
-    depth of the caller's stack (``json.loads`` alone gives up at a depth that depends on it),
-    and so are integers over 4,300 digits (``json.loads`` raises a bare ValueError for those)."""
-    from_json(text)
-    return json.loads(text, object_pairs_hook=pairs_hook)
-
-
-def _from_doc(doc: Any, text: str) -> DeviceEvent:
-    """``doc`` (parsed from ``text``) as an event, or :class:`DeadLetter` with the reason."""
-    if not isinstance(doc, dict):
-        raise DeadLetter("not_an_object", type(doc).__name__)
-    if DUPLICATE in doc:
-        raise DeadLetter("duplicate_key", str(doc[DUPLICATE])[:64])
-    version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise DeadLetter("schema_version", f"got {str(version)[:40]!r}, speak {SCHEMA_VERSION}")
-    try:
-        # Strict, from the JSON text: a wrong type (``"seq": false``, ``"sim_seconds": "9"``) is
-        # refused, not coerced; the JSON parser's own nesting limit applies too.
-        return parse_event(text)
-    except RecursionError as exc:
-        raise DeadLetter("invalid", str(exc)[:200]) from None
-    except ValueError as exc:  # msgspec's ValidationError (or DecodeError)
-        if unknown_type(exc):
-            raise DeadLetter("unknown_type", str(doc.get("type"))[:64]) from None
-        where, message = explain(exc)
-        raise DeadLetter("invalid", f"{where}: {message}"[:200]) from None
-
-
-def decode_batch(
-    topic: str,
-    payload: bytes,
-    *,
-    prefix: str = "pm",
-    max_bytes: int = DEFAULT_MAX_PAYLOAD,
-    max_batch: int = DEFAULT_MAX_BATCH,
-) -> list[DeviceEvent | DeadLetter]:
-    """Events the engine takes but sets aside (older than its watermark, or dated too far from its clock:
-    :mod:`rules.eventtime`) are dead-lettered too, with reason ``late`` or ``clock_skew``.
-
-    A gateway's batch on ``{prefix}/batch/{estate}`` -> each element's event or the
-        :class:`DeadLetter` of that element, in order. Raises :class:`DeadLetter` when the whole
-        batch is refused: too large, not UTF-8, not JSON, not an array, or too many elements."""
-    limit = max_bytes * max_batch
-    if len(payload) > limit:
-        raise DeadLetter("too_large", f"{len(payload)} bytes > {limit}")
-    estate = topic[len(prefix) + len("/batch/") :]
-    out: list[DeviceEvent | DeadLetter]
-    try:
-        events = parse_events(payload)
-    except (RecursionError, ValueError):  # something in it is bad: element by element
-        out = _diagnose_batch(payload, max_batch)
-    else:
-        said = states_version(payload, batch=True)
-        out = _checked(payload, events) if said else _diagnose_batch(payload, max_batch)
-    if len(out) > max_batch:
-        raise DeadLetter("too_many", f"{len(out)} events > {max_batch}")
-    for i, item in enumerate(out):
-        if isinstance(item, DeadLetter):
-            continue
-        if isinstance(item, GatewayStatus):  # retained, on its own topic: never in a batch
-            belongs = topic_for(item, prefix)
-        elif item.estate != estate:
-            belongs = batch_topic(item.estate, prefix)
-        else:
-            continue
-        head = event_json(item)[:120]
-        out[i] = DeadLetter("wrong_topic", f"content belongs on {belongs}"[:200], head)
-    return out
-
-
-def _checked(payload: bytes, events: list[DeviceEvent]) -> list[DeviceEvent | DeadLetter]:
-    """The events of a batch, each that repeats a key in its JSON as its dead letter."""
-    out: list[DeviceEvent | DeadLetter] = list(events)
-    for i, raw in enumerate(_raw_batch.decode(payload)):
-        try:
-            _no_duplicate_key(bytes(raw), events[i])
-        except DeadLetter as bad:
-            bad.head = bytes(raw)[:120].decode("utf-8", "replace")
-            out[i] = bad
-    return out
-
-
-_raw_batch = msgspec.json.Decoder(list[msgspec.Raw])
-
-
-def _diagnose_batch(payload: bytes, max_batch: int) -> list[DeviceEvent | DeadLetter]:
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DeadLetter("not_utf8", str(exc)) from None
-    try:
-        docs = _parse(text)
-    except (RecursionError, ValueError) as exc:
-        raise DeadLetter("not_json", str(exc)[:200]) from None
-    if not isinstance(docs, list):
-        raise DeadLetter("not_an_array", type(docs).__name__)
-    if len(docs) > max_batch:
-        raise DeadLetter("too_many", f"{len(docs)} events > {max_batch}")
-    out: list[DeviceEvent | DeadLetter] = []
-    for doc in docs:
-        try:
-            text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-        except (RecursionError, ValueError) as exc:  # cannot happen to what json.loads made
-            out.append(DeadLetter("invalid", str(exc)[:200]))
-            continue
-        try:
-            out.append(_from_doc(doc, text))
-        except DeadLetter as bad:
-            bad.head = text[:120]
-            out.append(bad)
-    return out
+MAX_PACKET = 16 << 20  # the largest packet the service takes from an MQTT 5 broker (announced)
+INTAKE_RSS_CEILING_MB = 160  # `rules serve`'s peak RSS under any input (README; tested)
 
 
 class Intake:
-    """A subscribed client that hands valid events to ``on_event`` (on paho's network thread)."""
+    """A subscribed client that hands valid events to ``on_event``, in order, on a worker thread
+    of its own (:class:`~sim.mqtt.inbox.Inbox`); a QoS 1 message is acknowledged once handled.
+    Gaps in a device's sequence numbers are reported (``gaps``, and ``on_gap`` if given)."""
 
     def __init__(
         self,
@@ -243,7 +77,10 @@ class Intake:
         on_event: Callable[[DeviceEvent], SetAside | None],
         max_bytes: int = DEFAULT_MAX_PAYLOAD,
         max_batch: int = DEFAULT_MAX_BATCH,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         clean: bool = True,
+        lateness: float = 0.0,
+        on_gap: Callable[[Gap], None] | None = None,
         verify: Callable[[DeviceEvent, bytes, Any], str | None] | None = None,
     ) -> None:
         self.url = url
@@ -255,7 +92,9 @@ class Intake:
         self.on_event = on_event
         self.max_bytes = max_bytes
         self.max_batch = max_batch
+        self.max_batch_bytes = max_batch_bytes
         self._batches = f"{prefix}/batch/"
+        self._batch_limit = batch_limit(max_bytes, max_batch, max_batch_bytes)
         self.clean = clean
         self.dead: Counter[str] = Counter()
         self.received = 0
@@ -263,6 +102,11 @@ class Intake:
         self._subscribed = threading.Event()
         self.lock = threading.Lock()
         self._last: mqtt.MQTTMessageInfo | None = None
+        self._conn: mqtt.Client | None = None  # the client messages come on (set before connecting)
+        self._generation = 0  # connections so far: an ack after a reconnect is not sent
+        self.inbox = Inbox(self._handle, self._ack)
+        self.gaps = GapTracker(lateness, self._report_gap)
+        self.on_gap = on_gap
 
     def topics(self) -> list[tuple[str, int]]:
         return [
@@ -272,28 +116,51 @@ class Intake:
         ]
 
     def _on_connect(self, c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self._generation += 1  # what is still queued from the last connection is redelivered
         if not rc.is_failure:
             c.subscribe(self.topics())  # again after every reconnect
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, _rcs: Any, _p: Any) -> None:
         self._subscribed.set()
 
-    def _on_message(self, c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        payload = bytes(msg.payload)
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        """paho's network thread: queue the message (only its head when it is oversized)."""
+        size = len(msg.payload)
+        limit = self._batch_limit if msg.topic.startswith(self._batches) else self.max_bytes
+        payload = bytes(msg.payload[:HEAD] if size > limit else msg.payload)
+        props = getattr(msg, "properties", None)
+        item = Inbound(msg.topic, payload, size, msg.mid, msg.qos, self._generation, props)
+        self.inbox.put(item)
+
+    def _ack(self, item: Inbound) -> None:
+        c = self._conn
+        if item.qos > 0 and c is not None and item.generation == self._generation:
+            c.ack(item.mid, item.qos)
+
+    def _handle(self, item: Inbound) -> None:
+        """The worker thread: decode one message, feed or dead-letter what is in it."""
+        c = self._conn
+        if c is None:
+            return
+        topic, payload = item.topic, item.payload
         with self.lock:
             self.received += 1
-            if msg.topic.startswith(self._batches):
-                self._on_batch(c, msg.topic, payload, msg.properties)
+            batch = topic.startswith(self._batches)
+            if item.size > len(payload):  # cut in _on_message: refused whole, never parsed
+                reason, limit = ("oversized", self._batch_limit) if batch else ("too_large", 0)
+                detail = f"{item.size} bytes > {limit or self.max_bytes}"
+                self._dead_letter(c, topic, payload, DeadLetter(reason, detail), size=item.size)
+                return
+            if batch:
+                self._on_batch(c, topic, payload, item.properties)
                 return
             try:
-                event = decode_payload(
-                    msg.topic, payload, prefix=self.prefix, max_bytes=self.max_bytes
-                )
+                event = decode_payload(topic, payload, prefix=self.prefix, max_bytes=self.max_bytes)
             except DeadLetter as bad:
-                self._dead_letter(c, msg.topic, payload, bad)
+                self._dead_letter(c, topic, payload, bad)
                 return
-            if self._verified(c, msg.topic, payload, event, msg.properties):
-                self._feed(c, msg.topic, payload, event)
+            if self._verified(c, topic, payload, event, item.properties):
+                self._feed(c, topic, payload, event)
 
     def _verified(
         self,
@@ -320,6 +187,7 @@ class Intake:
                 prefix=self.prefix,
                 max_bytes=self.max_bytes,
                 max_batch=self.max_batch,
+                max_batch_bytes=self.max_batch_bytes,
             )
         except DeadLetter as bad:
             self._dead_letter(c, topic, payload, bad)
@@ -340,6 +208,7 @@ class Intake:
     ) -> None:
         """Hand a valid event on; if the engine raises, that costs this event, not the service
         (an exception here would end paho's network thread, and the service would go deaf)."""
+        self.gaps.see(event.device_id, event.seq, event.sim_seconds)
         try:
             aside = self.on_event(event)
         except Exception as exc:
@@ -351,30 +220,53 @@ class Intake:
             bad = DeadLetter(reason, detail[:200], text[:120])
             self._dead_letter(c, topic_for(other, self.prefix), text.encode("utf-8"), bad)
 
+    def _report_gap(self, gap: Gap) -> None:
+        if self.on_gap is not None:
+            self.on_gap(gap)
+        if self._conn is not None:
+            self._last = self._conn.publish(f"{self.prefix}/health/gaps", gap.json(), qos=1)
+
+    def finish_gaps(self) -> None:
+        """Report every gap still open (the end of a run, or of the service)."""
+        with self.lock:
+            self.gaps.finish()
+
     def _dead_letter(
-        self, c: mqtt.Client, topic: str, payload: bytes, bad: DeadLetter, index: int | None = None
+        self,
+        c: mqtt.Client,
+        topic: str,
+        payload: bytes,
+        bad: DeadLetter,
+        index: int | None = None,
+        size: int | None = None,
     ) -> None:
         self.dead[bad.reason] += 1
         doc: dict[str, Any] = {"topic": topic, "reason": bad.reason, "detail": bad.detail}
         if index is not None:
             doc["index"] = index  # which element of the batch
-        doc["bytes"] = len(payload)
-        doc["head"] = bad.head if bad.head is not None else payload[:120].decode("utf-8", "replace")
+        doc["bytes"] = len(payload) if size is None else size
+        doc["head"] = (
+            bad.head if bad.head is not None else payload[:HEAD].decode("utf-8", "replace")
+        )
         c.publish(f"{self.prefix}/deadletter", json.dumps(doc, ensure_ascii=False), qos=1)
 
     def setup(self, c: mqtt.Client) -> None:
+        self._conn = c
+        c.manual_ack_set(True)  # acknowledged by the worker once handled (sim.mqtt.inbox)
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
         c.max_queued_messages_set(0)
         c.max_inflight_messages_set(1000)
 
     def start(self, timeout: float = 10.0) -> None:
+        self.inbox.start()
         self.client = connect(
             self.url,
             self.client_id,
             clean=self.clean,
             setup=self.setup,
             on_connect=self._on_connect,
+            max_packet=MAX_PACKET,
         )
         self.client.subscribe(self.topics())
         if not self._subscribed.wait(timeout):
@@ -388,7 +280,11 @@ class Intake:
         """Disconnect once what we published has gone out (QoS 1 acks arrive in order).
 
         ``forget`` ends a persistent session too, so the broker stops queueing for a client that
-        will not come back (a finished run); ``rules serve`` keeps its session to resume it."""
+        will not come back (a finished run); ``rules serve`` keeps its session to resume it.
+        What is queued is handled (and acknowledged) first; what arrives meanwhile is not taken,
+        and the broker keeps it for the session."""
+        self.inbox.close(timeout)
+        self.finish_gaps()
         if self._last is not None:
             with contextlib.suppress(RuntimeError, ValueError):  # not connected: nothing can go out
                 self._last.wait_for_publish(timeout)

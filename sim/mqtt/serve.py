@@ -8,7 +8,9 @@ split a district (each partition numbers its work orders apart: ``WO-p0of2-00000
 restarted service resumes its windows and timers; a journal next to it (:mod:`sim.mqtt.journal`) covers
 the seconds since the last snapshot, so even a killed service loses no event and publishes no
 alert twice. For that the broker must keep the session's messages: persistence on, and no limit
-on queued messages (Mosquitto: ``max_queued_messages 0``; its default 1000 drops the rest).
+on queued messages (Mosquitto: ``max_queued_messages 0``; its default 1000 drops the rest). What
+the broker lost anyway shows as gaps in the devices' sequence numbers: counted, published on
+``{prefix}/health/gaps`` and summed up in a line at stop (:mod:`sim.mqtt.gaps`).
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
         max_bytes=opts.max_bytes,
         clean=False,
         verify=staff_check(opts.signer) if opts.signer is not None else None,
+        lateness=rules.allowed_lateness,
     )
     try:
         outbox = Outbox(
@@ -189,6 +192,12 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
         stats = dict(sorted({**engine.stats, **skipped}.items()))
         dead = dict(sorted(intake.dead.items()))
         print(f"pmsim rules serve: stopped; {stats}; dead letters {dead}", file=out, flush=True)
+        print(
+            f"pmsim rules serve: sequence gaps: {intake.gaps.summary()}"
+            + (f" (see {opts.prefix}/health/gaps)" if intake.gaps.gaps else ""),
+            file=out,
+            flush=True,
+        )
     if failed:
         print(f"pmsim rules serve: error: {failed[0]}", file=sys.stderr, flush=True)
         return 1

@@ -141,7 +141,8 @@ def format_summary(r: RunResult) -> str:
         parts += [
             f"MQTT ({m['kind']}, {m['url']}, MQTT {m['protocol']}, QoS {m['qos']}): "
             f"{m['published']} events published, {m['consumed']} consumed by the engine, "
-            f"{m['lost']} lost, {dead} dead-lettered",
+            f"{m['lost']} lost, {dead} dead-lettered, "
+            f"{m.get('sequence_gaps', 0)} sequence gaps ({m.get('sequence_gap_events', 0)} events)",
             "",
         ]
     parts.append(f"Run folder: {r.out}" + (f" ({r.report})" if r.report else ""))

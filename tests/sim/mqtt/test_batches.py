@@ -34,12 +34,13 @@ from devices.events import (
     topic_for,
 )
 from sim.mqtt.broker import EmbeddedBroker
-from sim.mqtt.intake import DeadLetter, Intake, _diagnose, decode_batch, decode_payload
+from sim.mqtt.decode import _diagnose
+from sim.mqtt.intake import DeadLetter, Intake, decode_batch, decode_payload
 from sim.mqtt.transport import MqttTransport
 from sim.mqtt.url import parse_broker_url
 
 START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
-BATCH_REASONS = REASONS | {"not_an_array", "too_many"}
+BATCH_REASONS = REASONS | {"not_an_array", "oversized"}
 
 
 def ev(cls: type, t: float, device: str, seq: int, estate: str = "e1", **kw: Any) -> DeviceEvent:
@@ -102,8 +103,8 @@ def test_a_bad_element_is_set_aside_alone_with_its_reason() -> None:
         (b"[{", "not_json"),
         (event_bytes(BIKE), "not_an_array"),
         (b"1", "not_an_array"),
-        (b"[" + b",".join([b"1"] * 11) + b"]", "too_many"),
-        (b"[" + b" " * 11 * 100 + b"]", "too_large"),
+        (b"[" + b",".join([b"1"] * 11) + b"]", "oversized"),
+        (b"[" + b" " * 11 * 100 + b"]", "oversized"),
     ],
 )
 def test_a_batch_is_refused_whole(payload: bytes, why: str) -> None:
@@ -116,7 +117,7 @@ def test_the_size_limit_of_a_batch_scales_with_its_events() -> None:
     payload = array(*BEATS)
     per = len(payload) // len(BEATS) + 1
     assert len(decode_batch(batch_topic("e1"), payload, max_bytes=per, max_batch=5)) == 5
-    with pytest.raises(DeadLetter, match="too_large"):
+    with pytest.raises(DeadLetter, match="oversized"):
         decode_batch(batch_topic("e1"), payload, max_bytes=per, max_batch=4)
 
 
@@ -242,7 +243,7 @@ def test_the_intake_feeds_a_batch_and_dead_letters_its_bad_element(broker: Embed
         got = peer.wait(lambda m: len(m) >= 1)
         letter = json.loads(got[0][1])
         assert letter["reason"] == "invalid" and letter["index"] == 1
-        assert letter["topic"] == batch_topic("e1", p) and '"event_id":"d2:1"' in letter["head"]
+        assert letter["topic"] == batch_topic("e1", p) and '"d2:1"' in letter["head"]
         deadline = time.monotonic() + 5
         while len(fed) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -117,6 +117,7 @@ def test_over_the_broker_the_run_equals_the_in_process_run(
     info = json.loads((over / "run.json").read_text())["broker"]
     assert info["published"] == info["consumed"] == info["acknowledged"] > 1000
     assert info["lost"] == 0 and info["dead_letters"] == {}
+    assert info["sequence_gaps"] == info["sequence_gap_events"] == 0  # every device's seq came
     assert info["protocol"] == ("5" if broker.kind == "mosquitto" else "3.1.1")
 
 
