@@ -191,13 +191,13 @@ def serve(opts: ServeOptions, out: IO[str] | None = None) -> int:
             ledger.close()
         stats = dict(sorted({**engine.stats, **skipped}.items()))
         dead = dict(sorted(intake.dead.items()))
-        print(f"pmsim rules serve: stopped; {stats}; dead letters {dead}", file=out, flush=True)
         print(
             f"pmsim rules serve: sequence gaps: {intake.gaps.summary()}"
             + (f" (see {opts.prefix}/health/gaps)" if intake.gaps.gaps else ""),
             file=out,
             flush=True,
         )
+        print(f"pmsim rules serve: stopped; {stats}; dead letters {dead}", file=out, flush=True)
     if failed:
         print(f"pmsim rules serve: error: {failed[0]}", file=sys.stderr, flush=True)
         return 1
