@@ -2,8 +2,8 @@
 
 Each gateway connects when its estate's first event goes out, with a retained last will on
 ``{prefix}/gw/{estate}/status`` that marks it offline if the connection dies. Events are published
-at QoS 1 (or 0) with a bounded window of unacknowledged messages: past it, the simulation waits,
-so neither paho's queue nor the broker's grows without bound.
+at QoS 1 (or 0) with a bounded window of unacknowledged messages (and ``pace`` before each): past
+it the simulation waits, so neither paho's queue nor the broker's grows without bound.
 
 With ``batch`` N > 1 a gateway sends its device events as JSON arrays on
 ``{prefix}/batch/{estate}``: N events a message, or fewer once the oldest has waited ``linger``
@@ -11,12 +11,9 @@ seconds of wall time (under ``--speed`` a batch must not wait for the next event
 stays a single retained message. Each event is encoded to JSON once, for broker and taps alike.
 
 When a simulated gateway goes off line its connection really dies: the transport reconnects it with
-a last will that is the gateway's own offline status and drops the socket without a DISCONNECT, so
-the broker, not pmsim, announces the outage. The gateway reconnects when it comes back on line.
-
-With a ``signer`` the property app's staff events go out signed (:mod:`sim.mqtt.signing`), each as
-a message of its own, batching or not. With ``login`` each gateway connects as its own user
-(``pmsim run --broker-auth``: the broker's ACL lets it publish only its own estate's topics).
+its offline status as last will and drops the socket without a DISCONNECT, so the broker, not
+pmsim, announces the outage. The gateway reconnects when it comes back on line. A ``signer`` signs staff events (:mod:`sim.mqtt.signing`; each a message of its own); with
+``login`` each gateway connects as its own user (``--broker-auth``: the ACL keeps it to its estate).
 """
 
 from __future__ import annotations
@@ -99,6 +96,7 @@ class MqttTransport:
         self._flusher: threading.Thread | None = None
         self.published = 0  # events
         self.messages = 0  # MQTT messages (fewer than events when batching)
+        self.pace: Callable[[], None] | None = None  # before each message: may wait (carrier)
         self.acked = 0  # events in acknowledged messages
         self.failed = 0
         self.wills = 0  # offline statuses the broker published as last wills
@@ -293,6 +291,8 @@ class MqttTransport:
         n: int,
         properties: Any = None,
     ) -> None:
+        if self.pace is not None:
+            self.pace()
         with self._cond:
             if self.qos > 0:
                 self._wait(lambda: self._unacked < self.window)
