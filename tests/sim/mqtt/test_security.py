@@ -230,7 +230,6 @@ def tls_broker(pki: Pki, tmp_path: Path) -> Iterator[TlsBroker]:
                 "log_dest stderr",
                 "log_type error",
                 "log_type warning",
-                "log_type notice",
                 "",
             ]
         )
