@@ -25,7 +25,6 @@ __all__ = [
     "apply_vetoes",
     "company_rows",
     "company_scores",
-    "household_mean",
     "interval",
     "rank_interval",
     "reasons",
@@ -219,13 +218,6 @@ class CompanyScores:
     point: Floats
     draws: Floats
     fits: list[IndicatorFit] = field(default_factory=list)
-
-
-def household_mean(rows: list[EstatePeriod], values: Floats, members: list[int]) -> Floats:
-    """The households-weighted mean of ``values`` (estates on the last axis) over ``members``:
-    how a company's score is made of its estates' scores."""
-    h = np.array([rows[i].households for i in members], dtype=np.float64)
-    return np.asarray(values[..., members] @ h / h.sum())
 
 
 def company_rows(rows: list[EstatePeriod], members: dict[str, list[int]]) -> list[EstatePeriod]:

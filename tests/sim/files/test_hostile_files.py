@@ -114,6 +114,14 @@ def test_a_yaml_merge_key_is_no_duplicate(tmp_path: Path) -> None:
     assert main(["validate", str(f)]) == 0
 
 
+def _run_with_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> str:
+    """``pmsim run`` of tiny for a day with the rule file ``text``: the one error line."""
+    out = str(tmp_path / "run")
+    args = ["run", str(ROOT / "seeds" / "tiny.yaml"), "--rules", "FILE", "--days", "1"]
+    err, _ = refused(tmp_path, capsys, text, *args, "--broker", "none", "--out", out)
+    return err
+
+
 @pytest.mark.parametrize(
     ("where", "says"),
     [
@@ -132,21 +140,7 @@ def test_a_filter_that_can_never_change_is_refused_naming_rule_and_field(
         r"^(\s+)- \{type: ebike_detected.*$",
         rf'\1- {{type: ebike_detected, where: "{where}"}}',
     )
-    err, _ = refused(
-        tmp_path,
-        capsys,
-        text,
-        "run",
-        str(ROOT / "seeds" / "tiny.yaml"),
-        "--rules",
-        "FILE",
-        "--days",
-        "1",
-        "--broker",
-        "none",
-        "--out",
-        str(tmp_path / "run"),
-    )
+    err = _run_with_rules(tmp_path, capsys, text)
     assert "rule 'ebike-in-elevator'" in err and "watch[0].where" in err and says in err, err
     assert not (tmp_path / "run").exists()
 
@@ -167,19 +161,5 @@ def test_a_rule_file_with_a_duplicate_key_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = _sub(RULES, r"^(\s+)severity: (.*)$", r"\1severity: \2\n\1severity: critical")
-    err, _ = refused(
-        tmp_path,
-        capsys,
-        text,
-        "run",
-        str(ROOT / "seeds" / "tiny.yaml"),
-        "--rules",
-        "FILE",
-        "--days",
-        "1",
-        "--broker",
-        "none",
-        "--out",
-        str(tmp_path / "run"),
-    )
+    err = _run_with_rules(tmp_path, capsys, text)
     assert "duplicate key (first at line" in err and "severity" in err

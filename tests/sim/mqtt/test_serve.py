@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,15 +29,6 @@ from sim.mqtt.serve import owns, parse_partition
 from sim.mqtt.watch import format_message
 
 START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker("mosquitto").start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 class Peer:

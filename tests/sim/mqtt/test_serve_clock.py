@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from test_serve import Peer, start_serve, stop
 
 from devices.events import EbikeDetected, Heartbeat, event_bytes, event_json, topic_for
 from sim.mqtt.broker import EmbeddedBroker
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker("mosquitto").start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def dated(cls: type, when: datetime, t: float, seq: int, **kw: Any) -> Any:

@@ -15,7 +15,6 @@ import json
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +32,6 @@ from sim.world.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "seeds" / "rules" / "default.yaml"
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker("mosquitto").start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture(scope="module")
